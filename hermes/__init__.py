@@ -1,0 +1,1 @@
+"""Hermes, the weekly review: metrics, goal scoring, experiments, proposals, reports."""

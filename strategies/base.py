@@ -1,0 +1,50 @@
+"""What a strategy is: a pure function from an OHLCV frame and typed params to a target
+exposure per bar (0 = flat, 1 = the full stake), plus its parameter model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    """Base for every strategy's parameters: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+SignalFn = Callable[[pd.DataFrame, Params], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy.
+
+    `signal(ohlcv, params)` returns a float64 array as long as the frame, each value in
+    [0, 1]: the exposure wanted after the bar at that index has closed. It may only look at
+    bars up to and including that index, and performs no I/O.
+    `warmup(params)` is how many bars the signal needs before its first meaningful value;
+    the daemon fetches at least that many.
+    `tunable` holds the declared-sensible (min, max, step) bounds offered to new configs.
+    """
+
+    name: str
+    params: type[Params]
+    signal: SignalFn
+    warmup: Callable[[Params], int]
+    description: str
+    tunable: dict[str, tuple[float, float, float]]
+
+    def exposure(self, ohlcv: pd.DataFrame, params: Params) -> np.ndarray:
+        """Run the signal and enforce its contract: finite values in [0, 1]."""
+        out = np.asarray(self.signal(ohlcv, params), dtype=np.float64)
+        if out.shape != (len(ohlcv),):
+            raise ValueError(
+                f"strategy {self.name!r} returned shape {out.shape}, expected ({len(ohlcv)},)"
+            )
+        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(out, 0.0, 1.0)

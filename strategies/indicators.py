@@ -1,0 +1,137 @@
+"""Causal indicators on numpy arrays: the value at index t uses inputs up to t only.
+
+Windows are recomputed often in parameter sweeps, so each result may be memoised for the
+duration of a `memo()` block keyed on the input array's identity; outside such a block
+nothing is cached and every call computes afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("indicator_memo", default=None)
+
+
+@contextlib.contextmanager
+def memo() -> Iterator[None]:
+    """Share indicator results between calls inside this block (used by sweeps).
+
+    Arrays used as keys are kept alive by the cache itself, so an `id()` cannot be reused
+    by a different array while the block runs.
+    """
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _cached(name: str, values: np.ndarray, arg: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    cache = _memo.get()
+    if cache is None:
+        return compute()
+    key = (name, id(values), arg)
+    hit = cache.get(key)
+    if hit is None:
+        hit = (values, compute())
+        cache[key] = hit
+    return hit[1]
+
+
+def column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as float64 numpy, the same array object for the same frame in a memo block."""
+    cache = _memo.get()
+    if cache is None:
+        return ohlcv[name].to_numpy(dtype=np.float64)
+    key = ("column", id(ohlcv), name)
+    hit = cache.get(key)
+    if hit is None:
+        hit = (ohlcv, ohlcv[name].to_numpy(dtype=np.float64))
+        cache[key] = hit
+    return hit[1]
+
+
+def sma(values: np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average; NaN for the first window-1 bars."""
+
+    def compute() -> np.ndarray:
+        # pandas' rolling mean is causal and numerically stable (no drifting cumulative sum)
+        return pd.Series(values).rolling(window, min_periods=window).mean().to_numpy()
+
+    return _cached("sma", values, window, compute)
+
+
+def ema(values: np.ndarray, span: int) -> np.ndarray:
+    """Exponential moving average, alpha = 2 / (span + 1), seeded at the first value."""
+
+    def compute() -> np.ndarray:
+        out = pd.Series(values).ewm(span=span, adjust=False).mean().to_numpy()
+        out[: span - 1] = np.nan
+        return out
+
+    return _cached("ema", values, span, compute)
+
+
+def rsi(values: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's RSI (smoothing alpha = 1/period); NaN until `period` changes have been seen."""
+
+    def compute() -> np.ndarray:
+        delta = np.diff(values, prepend=np.nan)
+        gain = pd.Series(np.where(delta > 0, delta, 0.0))
+        loss = pd.Series(np.where(delta < 0, -delta, 0.0))
+        gain.iloc[0] = np.nan
+        loss.iloc[0] = np.nan
+        avg_gain = gain.ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean().to_numpy()
+        avg_loss = loss.ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean().to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+        # no losses at all in the window: RSI is 100 by definition
+        out = np.where((avg_loss == 0) & (avg_gain > 0), 100.0, out)
+        out = np.where((avg_loss == 0) & (avg_gain == 0), 50.0, out)
+        out[np.isnan(avg_gain)] = np.nan
+        return out
+
+    return _cached("rsi", values, period, compute)
+
+
+def rolling_max(values: np.ndarray, window: int) -> np.ndarray:
+    """Highest value of the `window` bars up to and including t."""
+
+    def compute() -> np.ndarray:
+        return pd.Series(values).rolling(window, min_periods=window).max().to_numpy()
+
+    return _cached("rolling_max", values, window, compute)
+
+
+def rolling_min(values: np.ndarray, window: int) -> np.ndarray:
+    """Lowest value of the `window` bars up to and including t."""
+
+    def compute() -> np.ndarray:
+        return pd.Series(values).rolling(window, min_periods=window).min().to_numpy()
+
+    return _cached("rolling_min", values, window, compute)
+
+
+def shift(values: np.ndarray, n: int = 1) -> np.ndarray:
+    """Values moved n bars later (index t holds t-n), NaN in front: look at the past only."""
+    out = np.empty_like(values, dtype=np.float64)
+    out[:n] = np.nan
+    out[n:] = values[:-n] if n else values
+    return out
+
+
+def latch(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
+    """1 from a bar where `enter` holds until a bar where `leave` holds, else 0.
+
+    A state machine without a Python loop: mark entries 1 and exits 0, carry the last mark
+    forward. When both hold on the same bar, leaving wins (the cautious reading).
+    """
+    marks = np.full(len(enter), np.nan)
+    marks[enter] = 1.0
+    marks[leave] = 0.0
+    return pd.Series(marks).ffill().fillna(0.0).to_numpy()

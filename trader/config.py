@@ -1,0 +1,338 @@
+"""The user's strategy file, loaded once into frozen, validated models.
+
+A bad file is refused with one message that names the file, the line, the field and what
+was expected (raised as ConfigError: the CLI prints it and exits 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+import strategies
+from strategies.base import Params
+
+from .errors import ConfigError
+from .timeframes import timeframe_seconds
+
+# Risk settings Hermes may tune when the user declares bounds for them.
+RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Bounds(Frozen):
+    """Where Hermes may move one variable: min <= value <= max, in multiples of step."""
+
+    min: float
+    max: float
+    step: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bounds":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class Risk(Frozen):
+    stake_fraction: float = Field(
+        0.95, gt=0, le=1, description="share of equity committed to a position"
+    )
+    stop_loss: Optional[float] = Field(
+        None, gt=0, lt=1, description="exit when price falls this fraction below entry; null: off"
+    )
+    take_profit: Optional[float] = Field(
+        None, gt=0, le=100, description="exit when price rises this fraction above entry; null: off"
+    )
+    fee: float = Field(0.001, ge=0, lt=0.1, description="fee per fill, fraction of notional")
+    slippage: float = Field(
+        0.0005, ge=0, lt=0.1, description="adverse price move on market fills, fraction of price"
+    )
+
+
+class StrategyConfig(Frozen):
+    """The effective strategy: what trades, where, how, and what Hermes may change."""
+
+    name: str = Field(min_length=1, max_length=80)
+    exchange: str
+    symbol: str
+    timeframe: str
+    capital: float = Field(10_000.0, gt=0, description="starting quote balance (backtest, paper)")
+    strategy: str
+    params: SerializeAsAny[Params]
+    risk: Risk = Risk()
+    tunable: dict[str, Bounds] = {}
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, value: str) -> str:
+        if value not in _ccxt_exchanges():
+            raise ValueError(f"unknown exchange {value!r}: expected a ccxt exchange id like 'binance'")
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?", value):
+            raise ValueError(f"symbol {value!r} is not a market: expected BASE/QUOTE like 'BTC/USDT'")
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe_shape(cls, value: str) -> str:
+        timeframe_seconds(value)  # ValueError says what is expected
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in strategies.REGISTRY:
+            known = ", ".join(sorted(strategies.REGISTRY))
+            raise ValueError(f"unknown strategy {value!r}; expected one of: {known}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StrategyConfig":
+        offered = _exchange_timeframes(self.exchange)
+        if offered and self.timeframe not in offered:
+            raise _located(
+                "timeframe",
+                f"{self.exchange} has no {self.timeframe!r} candles; expected one of "
+                + ", ".join(offered),
+            )
+        expected = strategies.get(self.strategy).params
+        if type(self.params) is not expected:
+            raise _located("params", f"expected parameters of {self.strategy}")
+        for key, bounds in self.tunable.items():
+            value = self.value_of(key)  # raises for names that are neither param nor risk
+            if value is not None and not bounds.contains(value):
+                raise _located(
+                    self.path_of(key),
+                    f"{value} is outside its tunable bounds [{bounds.min:g}, {bounds.max:g}] "
+                    f"(tunable.{key})",
+                )
+        return self
+
+    # -- the variables Hermes may change --------------------------------------------------
+    def path_of(self, key: str) -> str:
+        if key in type(self.params).model_fields:
+            return f"params.{key}"
+        if key in RISK_TUNABLES:
+            return f"risk.{key}"
+        known = list(type(self.params).model_fields) + list(RISK_TUNABLES)
+        raise _located(f"tunable.{key}", f"not a variable of {self.strategy}; expected one of {', '.join(known)}")
+
+    def value_of(self, key: str) -> Any:
+        section, name = self.path_of(key).split(".")
+        return getattr(self.params if section == "params" else self.risk, name)
+
+    def with_value(self, key: str, value: Any) -> "StrategyConfig":
+        """A validated copy with one variable changed (the unit of a Hermes experiment)."""
+        section, name = self.path_of(key).split(".")
+        data = self.to_dict()
+        data[section][name] = value
+        return parse_strategy_config(data, source="<variant>")
+
+    # -- identity ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Content hash of the effective strategy: same settings, same version."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def strategy_def(self) -> strategies.Strategy:
+        return strategies.get(self.strategy)
+
+
+class _LocatedError(ValueError):
+    def __init__(self, loc: str, message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+def _located(loc: str, message: str) -> _LocatedError:
+    return _LocatedError(loc, message)
+
+
+@functools.lru_cache(maxsize=1)
+def _ccxt_exchanges() -> frozenset[str]:
+    import ccxt  # imported here: the CLI's --help must not pay for it
+
+    return frozenset(ccxt.exchanges)
+
+
+@functools.lru_cache(maxsize=32)
+def _exchange_timeframes(exchange_id: str) -> tuple[str, ...]:
+    import ccxt
+
+    timeframes = getattr(ccxt, exchange_id)().timeframes or {}
+    return tuple(timeframes)
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def load_strategy_config(path: str | Path) -> StrategyConfig:
+    """Read and validate a strategy YAML file; ConfigError says exactly what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file as UTF-8 text ({exc.__class__.__name__})") from None
+    raw, lines = _parse_yaml(text, str(path))
+    return parse_strategy_config(raw, source=str(path), lines=lines)
+
+
+def parse_strategy_config(
+    raw: Any, source: str, lines: dict[tuple[str, ...], int] | None = None
+) -> StrategyConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings (name, exchange, symbol, ...), got {_kind(raw)}")
+    raw = dict(raw)
+    problems: list[tuple[tuple[str, ...], str]] = []
+
+    strategy_def = None
+    name = raw.get("strategy")
+    if isinstance(name, str) and name in strategies.REGISTRY:
+        strategy_def = strategies.get(name)
+    params_raw = raw.get("params", {})
+    if strategy_def is not None:
+        if params_raw is None:
+            params_raw = {}
+        if not isinstance(params_raw, (dict, Params)):
+            problems.append((("params",), f"expected a mapping of parameters, got {_kind(params_raw)}"))
+            raw["params"] = strategy_def.params()
+        elif isinstance(params_raw, Params):
+            raw["params"] = params_raw
+        else:
+            try:
+                raw["params"] = strategy_def.params.model_validate(params_raw)
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(exc, prefix=("params",), model=strategy_def.params))
+                raw["params"] = strategy_def.params()
+    else:
+        raw["params"] = Params()  # the strategy field reports the real problem
+
+    try:
+        config = StrategyConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, prefix=(), model=StrategyConfig))
+        config = None
+    if problems:
+        raise ConfigError(_format(source, problems, lines or {}))
+    assert config is not None
+    return config
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    if "\x00" in text:
+        raise ConfigError(f"{source}: not a YAML text file (it contains binary data)")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: {where}YAML syntax error: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; expected the strategy settings (see config/strategy.yaml)")
+    lines: dict[tuple[str, ...], int] = {}
+    _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (str(key.value),)
+            out[child] = key.start_mark.line + 1
+            _collect_lines(value, child, out)
+
+
+def _pydantic_problems(
+    exc: ValidationError, prefix: tuple[str, ...], model: type[BaseModel]
+) -> list[tuple[tuple[str, ...], str]]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _LocatedError):
+            problems.append((tuple(ctx_error.loc.split(".")), str(ctx_error)))
+            continue
+        if err["type"] == "extra_forbidden":
+            fields = _fields_at(model, loc[:-1])
+            hint = f"; expected one of: {', '.join(fields)}" if fields else ""
+            message = f"unknown key{hint}"
+        elif err["type"] == "missing":
+            message = "required but missing"
+        else:
+            message = err["msg"]
+            if message.startswith("Value error, "):
+                message = message[len("Value error, "):]
+            if err["type"] not in ("value_error", "assertion_error") and "input" in err:
+                message += f" (got {_show(err['input'])})"
+        problems.append((prefix + loc, message))
+    return problems
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def _format(source: str, problems: list[tuple[tuple[str, ...], str]], lines: dict) -> str:
+    out = [f"{source}: invalid strategy file"]
+    for loc, message in problems:
+        field = ".".join(loc) or "(top level)"
+        line = _nearest_line(loc, lines)
+        where = f"line {line}, " if line else ""
+        out.append(f"  {where}{field}: {message}")
+    return "\n".join(out)
+
+
+def _nearest_line(loc: tuple[str, ...], lines: dict) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,34 @@
+"""Exceptions that decide the response.
+
+`InputError` and its children are the user's to fix (a file, a flag): the CLI prints the
+message and exits 2, never a traceback. Each message names the file, the field or row,
+and what was expected.
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input from the user: printed as-is, exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A strategy or goals file that cannot be used."""
+
+
+class DataError(InputError):
+    """An OHLCV file or download that cannot be used."""
+
+
+class ExchangeError(Exception):
+    """Base for errors coming from an exchange, translated at the adapter."""
+
+
+class TemporaryExchangeError(ExchangeError):
+    """Network trouble, timeouts, rate limits, maintenance: retry with backoff."""
+
+
+class OperationalExchangeError(ExchangeError):
+    """Bad symbol, rejected credentials, insufficient funds: halt and alert."""
