@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 class Params(BaseModel):
     """Base for every strategy's parameters: frozen, unknown keys refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 SignalFn = Callable[[pd.DataFrame, Params], np.ndarray]

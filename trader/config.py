@@ -35,7 +35,7 @@ RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Bounds(Frozen):
@@ -118,7 +118,7 @@ class StrategyConfig(Frozen):
         if offered and self.timeframe not in offered:
             raise _located(
                 "timeframe",
-                f"{self.exchange} has no {self.timeframe!r} candles; expected one of "
+                f"{self.exchange} has no {self.timeframe!r} candles; expected one of: "
                 + ", ".join(offered),
             )
         expected = strategies.get(self.strategy).params
@@ -141,7 +141,7 @@ class StrategyConfig(Frozen):
         if key in RISK_TUNABLES:
             return f"risk.{key}"
         known = list(type(self.params).model_fields) + list(RISK_TUNABLES)
-        raise _located(f"tunable.{key}", f"not a variable of {self.strategy}; expected one of {', '.join(known)}")
+        raise _located(f"tunable.{key}", f"not a variable of {self.strategy}; expected one of: {', '.join(known)}")
 
     def value_of(self, key: str) -> Any:
         section, name = self.path_of(key).split(".")
@@ -149,7 +149,10 @@ class StrategyConfig(Frozen):
 
     def with_value(self, key: str, value: Any) -> "StrategyConfig":
         """A validated copy with one variable changed (the unit of a Hermes experiment)."""
-        section, name = self.path_of(key).split(".")
+        try:
+            section, name = self.path_of(key).split(".")
+        except _LocatedError as exc:
+            raise ConfigError(f"<variant>: {exc.loc}: {exc}") from None
         data = self.to_dict()
         data[section][name] = value
         return parse_strategy_config(data, source="<variant>")

@@ -1,0 +1,67 @@
+"""Properties of the fill model over generated markets (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from trader.backtest import kernel
+
+N = 60
+
+
+@st.composite
+def markets(draw):
+    """Positive OHLC bars from random log-returns and random wicks, and a target per bar."""
+    steps = draw(arrays(np.float64, N, elements=st.floats(-0.2, 0.2)))
+    close = 100 * np.exp(np.cumsum(steps))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wick_up = draw(arrays(np.float64, N, elements=st.floats(0, 0.1)))
+    wick_down = draw(arrays(np.float64, N, elements=st.floats(0, 0.1)))
+    high = np.maximum(open_, close) * (1 + wick_up)
+    low = np.minimum(open_, close) * (1 - wick_down)
+    target = draw(arrays(np.float64, N, elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])))
+    return open_, high, low, close, target
+
+
+risk = st.fixed_dictionaries({
+    "stake": st.floats(0.01, 1.0),
+    "fee": st.floats(0.0, 0.05),
+    "slippage": st.floats(0.0, 0.05),
+    "stop_loss": st.sampled_from([0.0, 0.01, 0.05, 0.2]),
+    "take_profit": st.sampled_from([0.0, 0.02, 0.1, 0.5]),
+})
+
+
+def simulate(market, stake, fee, slippage, stop_loss, take_profit, target=None):
+    o, h, l, c, t = market
+    equity = np.empty(N)
+    counts = kernel.simulate(o, h, l, c, t if target is None else target, stake, fee, slippage,
+                             stop_loss, take_profit, 1000.0, equity, np.empty((0, 6)))
+    return counts, equity
+
+
+@settings(max_examples=300, deadline=None)
+@given(markets(), risk)
+def test_equity_is_never_negative(market, r):
+    _, equity = simulate(market, **r)
+    assert np.all(equity >= 0)
+    assert np.all(np.isfinite(equity))
+
+
+@settings(max_examples=100, deadline=None)
+@given(markets(), risk)
+def test_no_trades_means_flat_equity(market, r):
+    counts, equity = simulate(market, **r, target=np.zeros(N))
+    assert counts[0] == 0
+    assert np.all(equity == 1000.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markets(), risk, st.floats(0.0, 0.05))
+def test_a_higher_fee_never_raises_the_return(market, r, extra):
+    _, cheap = simulate(market, **r)
+    _, dear = simulate(market, **{**r, "fee": r["fee"] + extra})
+    assert dear[-1] <= cheap[-1] * (1 + 1e-12)

@@ -1,0 +1,169 @@
+"""The `trader` command. Heavy libraries are imported inside the commands so that
+`trader --help` starts fast; bad input ends with a clear message and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InputError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trader",
+        description="A self-improving crypto trading daemon: one strategy, one market, paper by default.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    bt = sub.add_parser("backtest", help="backtest the strategy file on an OHLCV file")
+    bt.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    bt.add_argument("--data", required=True, help="OHLCV file: CSV or Parquet")
+    bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    bt.add_argument("--plot", metavar="PNG", help="write an equity and drawdown chart")
+    bt.add_argument("--fills", metavar="CSV", help="write every simulated fill to a CSV file")
+    bt.set_defaults(handler=_backtest)
+
+    check = sub.add_parser("check", help="validate the strategy file and print its version")
+    check.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    check.set_defaults(handler=_check)
+
+    lst = sub.add_parser("strategies", help="list the strategy library and each one's parameters")
+    lst.set_defaults(handler=_strategies)
+
+    data = sub.add_parser("data", help="market data: download, inspect")
+    data_sub = data.add_subparsers(title="data commands", metavar="COMMAND")
+    dl = data_sub.add_parser("download", help="download candles through ccxt into the local cache")
+    dl.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance")
+    dl.add_argument("--symbol", required=True, help="market, e.g. BTC/USDT")
+    dl.add_argument("--timeframe", required=True, help="candle size, e.g. 1h")
+    dl.add_argument("--since", required=True, help="first candle, ISO date, e.g. 2024-01-01")
+    dl.add_argument("--until", help="last candle (default: now)")
+    dl.add_argument("--cache-dir", help="where candles are kept (default: $TRADER_DATA_DIR/ohlcv or ./data/ohlcv)")
+    dl.set_defaults(handler=_download)
+    info = data_sub.add_parser("check", help="validate an OHLCV file and report its gaps")
+    info.add_argument("file")
+    info.add_argument("--timeframe", help="expected candle size")
+    info.set_defaults(handler=_data_check)
+    data.set_defaults(handler=lambda _args: data.print_help() or 2)
+    return parser
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from .backtest import run_backtest
+    from .config import load_strategy_config
+    from .ohlcv import load_ohlcv
+    from . import terminal
+
+    config = load_strategy_config(args.config)
+    with terminal.phases(enabled=not args.json) as phase:
+        phase("loading candles")
+        ohlcv = load_ohlcv(args.data, timeframe=config.timeframe)
+        phase(f"backtesting {len(ohlcv):,} bars")
+        result = run_backtest(ohlcv, config)
+        if args.plot:
+            phase("drawing the chart")
+            from .plot import plot_equity
+
+            title = f"{config.name}: {config.strategy} on {config.symbol} {config.timeframe} ({config.version})"
+            plot_equity(result.equity, ohlcv["close"], title, args.plot)
+    if args.fills:
+        result.fills_frame().to_csv(args.fills, index=False)
+    if args.json:
+        print(json.dumps(result.metrics.to_dict()))
+    else:
+        terminal.print_metrics(config, ohlcv, result)
+        if args.plot:
+            print(f"chart written to {args.plot}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .config import load_strategy_config
+
+    config = load_strategy_config(args.config)
+    print(f"{args.config}: ok, strategy version {config.version}")
+    print(f"  {config.strategy} on {config.exchange} {config.symbol} {config.timeframe}, params {config.params.model_dump()}")
+    return 0
+
+
+def _strategies(args: argparse.Namespace) -> int:
+    import strategies
+
+    for name, strategy in sorted(strategies.REGISTRY.items()):
+        print(f"{name}: {strategy.description}")
+        for field, info in strategy.params.model_fields.items():
+            print(f"    {field} = {info.default!r}  {info.description or ''}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .download import download_ohlcv
+    from . import terminal
+
+    since = _parse_time(args.since, "--since")
+    until = _parse_time(args.until, "--until") if args.until else None
+    cache_dir = Path(args.cache_dir) if args.cache_dir else _data_dir() / "ohlcv"
+    with terminal.counter("downloading candles") as advance:
+        path, frame = download_ohlcv(
+            args.exchange, args.symbol, args.timeframe, since, until,
+            cache_dir=cache_dir, progress=advance,
+        )
+    print(f"{len(frame):,} candles of {args.symbol} {args.timeframe} from {args.exchange} in {path}")
+    return 0
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from .ohlcv import check_ohlcv, load_ohlcv
+
+    frame = load_ohlcv(args.file, timeframe=args.timeframe)
+    report = check_ohlcv(frame, timeframe=args.timeframe)
+    print(f"{args.file}: {report.rows:,} candles, {report.start} to {report.end}, timeframe {report.timeframe}")
+    if report.gaps:
+        print(f"  {len(report.gaps)} gap(s):")
+        for start, end, missing in report.gaps[:20]:
+            print(f"    {start} -> {end}: {missing} missing")
+    else:
+        print("  no gaps")
+    return 0
+
+
+def _parse_time(text: str, flag: str):
+    from datetime import datetime, timezone
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{flag}: {text!r} is not a date; expected ISO 8601 like 2024-01-01 or 2024-01-01T12:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _data_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("TRADER_DATA_DIR", "data"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

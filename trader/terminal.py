@@ -1,0 +1,84 @@
+"""What people read in the terminal: tables on stdout, progress on stderr (only when it is a
+terminal, so pipes and --json output stay clean)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import pandas as pd
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def phases(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the named steps of a long command."""
+    console = _stderr_console()
+    if not (enabled and console.is_terminal):
+        yield lambda _label: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def step(label: str) -> None:
+            progress.update(task, description=label, advance=1)
+
+        yield step
+
+
+@contextlib.contextmanager
+def counter(label: str) -> Iterator[Callable[[int, object], None]]:
+    """A running count for work of unknown size (downloads): advance(rows_so_far, last)."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        yield lambda _rows, _last=None: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(rows: int, last: object = None) -> None:
+            suffix = f" (up to {last})" if last is not None else ""
+            progress.update(task, description=f"{label}: {rows:,}{suffix}")
+
+        yield advance
+
+
+def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title=f"{config.name}: {config.strategy} on {config.symbol} {config.timeframe}",
+                  caption=f"strategy version {result.version}, {len(ohlcv):,} bars "
+                  f"{ohlcv.index[0]:%Y-%m-%d} to {ohlcv.index[-1]:%Y-%m-%d}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    pct = lambda v: "n/a" if v is None else f"{v * 100:,.2f}%"  # noqa: E731
+    num = lambda v: "n/a" if v is None else f"{v:,.2f}"  # noqa: E731
+    rows = [
+        ("total return", pct(m.total_return)),
+        ("CAGR", pct(m.cagr)),
+        ("average monthly return", pct(m.monthly_return)),
+        ("Sharpe (annualised)", num(m.sharpe)),
+        ("Sortino (annualised)", num(m.sortino)),
+        ("max drawdown", pct(m.max_drawdown)),
+        ("trades", f"{m.trades:,}"),
+        ("win rate", pct(m.win_rate)),
+        ("profit factor", num(m.profit_factor)),
+        ("exposure", pct(m.exposure)),
+        ("final equity", f"{m.final_equity:,.2f} (from {config.capital:,.2f})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
