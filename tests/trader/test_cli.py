@@ -1,0 +1,75 @@
+"""The `trader` command as a user runs it: a real process, its stdout, stderr and exit code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trader.backtest import METRIC_KEYS
+
+from ..conftest import BTC_1H, ROOT, STRATEGY_YAML
+
+
+def trader(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "trader.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_backtest_json_is_one_object_with_the_documented_keys():
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", BTC_1H, "--json")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert list(metrics) == list(METRIC_KEYS)
+    assert metrics["trades"] == 28 and metrics["final_equity"] == pytest.approx(24707.0752066)
+
+
+def test_backtest_table_plot_and_fills(tmp_path):
+    png, fills = tmp_path / "equity.png", tmp_path / "fills.csv"
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", BTC_1H, "--plot", png, "--fills", fills)
+    assert done.returncode == 0, done.stderr
+    assert "max drawdown" in done.stdout and "20.99%" in done.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert fills.read_text().splitlines()[0] == "time,side,qty,price,fee,reason"
+    assert len(fills.read_text().splitlines()) == 58
+
+
+@pytest.mark.parametrize("content", ["fast: [20", "params:\n  fast: 200\n", "\x00\x01"])
+def test_a_bad_strategy_file_exits_2_with_a_message_and_no_traceback(tmp_path, content):
+    bad = tmp_path / "bad.yaml"
+    text = STRATEGY_YAML.read_text()
+    bad.write_text(text.replace("fast: 20", content) if content.startswith("fast") else text + content)
+    done = trader("backtest", "--config", bad, "--data", BTC_1H, "--json")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert str(bad) in done.stderr
+
+
+def test_bad_data_exits_2(tmp_path):
+    bad = tmp_path / "bars.csv"
+    bad.write_text("timestamp,open,high,low,close\n2024-01-01T00:00:00Z,1,0.5,1,1\n")
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", bad)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "bars.csv" in done.stderr and "high" in done.stderr
+
+
+def test_check_prints_the_version(config):
+    done = trader("check", "--config", STRATEGY_YAML)
+    assert done.returncode == 0 and config.version in done.stdout
+
+
+def test_help_and_strategies():
+    assert trader("--help").returncode == 0
+    listing = trader("strategies")
+    assert listing.returncode == 0
+    for name in ("ma_cross", "rsi_reversion", "donchian"):
+        assert name in listing.stdout
+
+
+def test_help_does_not_import_the_heavy_libraries():
+    probe = "import sys; from trader import cli; cli._parser(); print(sorted(m for m in ('ccxt', 'pandas', 'numba', 'matplotlib') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
