@@ -149,12 +149,18 @@ class StrategyConfig(Frozen):
 
     def with_value(self, key: str, value: Any) -> "StrategyConfig":
         """A validated copy with one variable changed (the unit of a Hermes experiment)."""
-        try:
-            section, name = self.path_of(key).split(".")
-        except _LocatedError as exc:
-            raise ConfigError(f"<variant>: {exc.loc}: {exc}") from None
+        return self.with_values({key: value})
+
+    def with_values(self, changes: dict[str, Any]) -> "StrategyConfig":
+        """A validated copy with these variables changed together (validated once, so the
+        order of the changes does not matter)."""
         data = self.to_dict()
-        data[section][name] = value
+        for key, value in changes.items():
+            try:
+                section, name = self.path_of(key).split(".")
+            except _LocatedError as exc:
+                raise ConfigError(f"<variant>: {exc.loc}: {exc}") from None
+            data[section][name] = value
         return parse_strategy_config(data, source="<variant>")
 
     # -- identity ---------------------------------------------------------------------------

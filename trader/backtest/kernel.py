@@ -1,19 +1,10 @@
 """The bar-by-bar simulation, compiled with numba.
 
-One loop holds the whole fill model; the daemon's paper broker applies the same rules
-(see `trader/backtest/__init__.py` for the conventions):
-
-* the exposure wanted after bar t closes is traded at bar t+1's open, and only when it
-  differs from the last exposure acted on (so a stop-out is not re-entered until the
-  strategy changes its mind);
-* a buy spends `target * stake * equity` including its fee, never more than the cash;
-  a sell of the whole position closes the trade;
-* market fills (signal orders, stop-loss) pay slippage; take-profit is a resting limit
-  order and does not; every fill pays `fee` on its notional;
-* stop-loss and take-profit rest from the bar of entry on: a bar that opens beyond a level
-  fills at its open; otherwise a bar whose low reaches the stop fills at the stop, and one
-  whose high reaches the take-profit fills there; a bar that reaches both is read as the
-  stop first (the pessimistic reading: the intrabar order is unknown).
+The position rules themselves (sizing, costs, stops) live in `rules`, which the daemon's
+risk engine calls too; this loop adds the timing: the exposure wanted after bar t closes is
+traded at bar t+1's open, and only when it differs from the last exposure acted on (so a
+stop-out is not re-entered until the strategy changes its mind); resting stops are checked
+against every bar's range from the entry bar on; equity is marked at every close.
 """
 
 from __future__ import annotations
@@ -23,9 +14,20 @@ import math
 import numpy as np
 from numba import njit
 
-SIGNAL, STOP_LOSS, TAKE_PROFIT = 0, 1, 2
-BUY, SELL = 1.0, -1.0
+from .rules import BUY, NONE, SELL, SIGNAL, STOP_LOSS, TAKE_PROFIT, exit_hit, rebalance
+
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
+
+
+@njit(cache=True, nogil=True)
+def _record(fills_out, row, bar, side, qty, price, fee, reason):
+    if fills_out.shape[0] > 0:
+        fills_out[row, 0] = bar
+        fills_out[row, 1] = side
+        fills_out[row, 2] = qty
+        fills_out[row, 3] = price
+        fills_out[row, 4] = fee
+        fills_out[row, 5] = reason
 
 
 @njit(cache=True, nogil=True)
@@ -38,7 +40,6 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
     Returns (fills, trades, wins, gross_profit, gross_loss, bars_in_market).
     """
     n = close.shape[0]
-    record = fills_out.shape[0] > 0
     cash = cash0
     qty = 0.0
     entry = 0.0
@@ -52,88 +53,38 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
     bars_in = 0
     for t in range(n):
         held = qty > 0.0
-        if t > 0:
-            want = target[t - 1]
-            if want != acted:
-                acted = want
-                px = open_[t]
-                current = qty * px
-                desired = want * stake * (cash + current)
-                if want <= 0.0 or desired < current:
-                    sell = qty if want <= 0.0 else (current - desired) / px
-                    if sell > 0.0:
-                        fill = px * (1.0 - slippage)
-                        paid = sell * fill * fee
-                        cash += sell * fill - paid
-                        qty -= sell
-                        if want <= 0.0:
-                            qty = 0.0
-                        if record:
-                            fills_out[n_fills, 0] = t
-                            fills_out[n_fills, 1] = SELL
-                            fills_out[n_fills, 2] = sell
-                            fills_out[n_fills, 3] = fill
-                            fills_out[n_fills, 4] = paid
-                            fills_out[n_fills, 5] = SIGNAL
-                        n_fills += 1
-                        if qty <= 0.0:
-                            pnl = cash - trade_cash
-                            trades += 1
-                            if pnl > 0.0:
-                                wins += 1
-                                gross_profit += pnl
-                            else:
-                                gross_loss -= pnl
+        if t > 0 and target[t - 1] != acted:
+            acted = target[t - 1]
+            side, amount, fill, paid, change = rebalance(acted, qty, cash, open_[t], stake, fee, slippage)
+            if side == BUY:
+                if qty <= 0.0:
+                    trade_cash = cash
+                    entry = fill
                 else:
-                    budget = min(desired - current, cash)
-                    if budget > 0.0:
-                        fill = px * (1.0 + slippage)
-                        bought = budget / (fill * (1.0 + fee))
-                        if qty <= 0.0:
-                            trade_cash = cash
-                            entry = fill
-                        else:
-                            entry = (entry * qty + fill * bought) / (qty + bought)
-                        qty += bought
-                        cash -= budget  # exactly the budget: the fee is inside it
-                        if record:
-                            fills_out[n_fills, 0] = t
-                            fills_out[n_fills, 1] = BUY
-                            fills_out[n_fills, 2] = bought
-                            fills_out[n_fills, 3] = fill
-                            fills_out[n_fills, 4] = budget - bought * fill
-                            fills_out[n_fills, 5] = SIGNAL
-                        n_fills += 1
+                    entry = (entry * qty + fill * amount) / (qty + amount)
+                qty += amount
+            elif side == SELL:
+                qty = 0.0 if acted <= 0.0 else qty - amount
+            if side != NONE:
+                cash += change
+                _record(fills_out, n_fills, t, side, amount, fill, paid, SIGNAL)
+                n_fills += 1
+                if side == SELL and qty <= 0.0:
+                    pnl = cash - trade_cash
+                    trades += 1
+                    if pnl > 0.0:
+                        wins += 1
+                        gross_profit += pnl
+                    else:
+                        gross_loss -= pnl
         if qty > 0.0:
             held = True
             if stop_loss > 0.0 or take_profit > 0.0:
-                stop_px = entry * (1.0 - stop_loss) if stop_loss > 0.0 else -math.inf
-                limit_px = entry * (1.0 + take_profit) if take_profit > 0.0 else math.inf
-                o = open_[t]
-                exit_px = 0.0
-                reason = -1
-                if o <= stop_px:
-                    exit_px = o * (1.0 - slippage)
-                    reason = STOP_LOSS
-                elif o >= limit_px:
-                    exit_px = o
-                    reason = TAKE_PROFIT
-                elif low[t] <= stop_px:
-                    exit_px = stop_px * (1.0 - slippage)
-                    reason = STOP_LOSS
-                elif high[t] >= limit_px:
-                    exit_px = limit_px
-                    reason = TAKE_PROFIT
+                reason, price = exit_hit(entry, open_[t], high[t], low[t], stop_loss, take_profit, slippage)
                 if reason >= 0:
-                    paid = qty * exit_px * fee
-                    cash += qty * exit_px - paid
-                    if record:
-                        fills_out[n_fills, 0] = t
-                        fills_out[n_fills, 1] = SELL
-                        fills_out[n_fills, 2] = qty
-                        fills_out[n_fills, 3] = exit_px
-                        fills_out[n_fills, 4] = paid
-                        fills_out[n_fills, 5] = reason
+                    paid = qty * price * fee
+                    cash += qty * price - paid
+                    _record(fills_out, n_fills, t, SELL, qty, price, paid, reason)
                     n_fills += 1
                     qty = 0.0
                     pnl = cash - trade_cash
@@ -169,9 +120,8 @@ def equity_stats(equity, cash0, bars_per_year):
         e = equity[t]
         if e > peak:
             peak = e
-        dd = 1.0 - e / peak
-        if dd > max_dd:
-            max_dd = dd
+        elif e < peak * (1.0 - max_dd):
+            max_dd = 1.0 - e / peak
         if t > 0:
             r = e / equity[t - 1] - 1.0
             count += 1

@@ -11,11 +11,11 @@ from strategies import indicators
 
 from ..config import StrategyConfig
 from ..timeframes import bars_per_year, timeframe_seconds
-from . import kernel
+from . import kernel, rules
 from .result import BacktestResult, Fill, Metrics
 
-_SIDES = {kernel.BUY: "buy", kernel.SELL: "sell"}
-_REASONS = {kernel.SIGNAL: "signal", kernel.STOP_LOSS: "stop_loss", kernel.TAKE_PROFIT: "take_profit"}
+_SIDES = {rules.BUY: "buy", rules.SELL: "sell"}
+_REASONS = {rules.SIGNAL: "signal", rules.STOP_LOSS: "stop_loss", rules.TAKE_PROFIT: "take_profit"}
 
 
 class _Prices:
@@ -62,21 +62,18 @@ def run_backtest(ohlcv: pd.DataFrame, config: StrategyConfig) -> BacktestResult:
     metrics, counts = _simulate(prices, config, target, equity, fills)
     index = ohlcv.index
     rows = fills[: counts[0]]
+    # convert whole columns at once: per-row Index lookups would dominate the run time
+    times = index[rows[:, 0].astype(np.int64)]
     return BacktestResult(
         version=config.version,
         metrics=metrics,
         equity=pd.Series(equity, index=index, name="equity"),
         target=target,
         fills=tuple(
-            Fill(
-                time=index[int(bar)],
-                side=_SIDES[side],
-                qty=float(qty),
-                price=float(price),
-                fee=float(fee),
-                reason=_REASONS[int(reason)],
-            )
-            for bar, side, qty, price, fee, reason in rows
+            Fill(time=time, side=_SIDES[side], qty=qty, price=price, fee=fee, reason=_REASONS[reason])
+            for time, side, qty, price, fee, reason in zip(
+                times, rows[:, 1].astype(np.int64).tolist(), rows[:, 2].tolist(),
+                rows[:, 3].tolist(), rows[:, 4].tolist(), rows[:, 5].astype(np.int64).tolist())
         ),
     )
 
@@ -107,9 +104,8 @@ def sweep(
                     raise ValueError(f"variant {i} trades {config.strategy} on {config.timeframe}, "
                                      f"not {base.strategy} on {base.timeframe}")
             else:
-                config, changes = base, dict(variant)
-                for key, value in changes.items():
-                    config = config.with_value(key, value)
+                changes = dict(variant)
+                config = base.with_values(changes)
             target = strategy.exposure(ohlcv, config.params)
             metrics, _ = _simulate(prices, config, target, equity, no_fills)
             rows.append({"version": config.version, **changes, **metrics.to_dict()})

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trader.backtest import kernel
+from trader.backtest import kernel, rules
 
 
 def run(bars, target, stake=1.0, fee=0.0, slippage=0.0, stop_loss=0.0, take_profit=0.0, cash=1000.0):
@@ -27,8 +27,8 @@ def test_signal_fills_at_the_next_open_with_fee_inside_the_stake():
     bars = [(100, 101, 99, 100), (110, 112, 108, 111), (120, 121, 119, 120), (130, 131, 129, 130)]
     counts, equity, fills = run(bars, [1, 1, 0, 0], fee=0.01)
     qty = 1000 / (110 * 1.01)
-    assert fills[0].tolist() == pytest.approx([1, kernel.BUY, qty, 110, 1000 - qty * 110, kernel.SIGNAL])
-    assert fills[1].tolist() == pytest.approx([3, kernel.SELL, qty, 130, qty * 130 * 0.01, kernel.SIGNAL])
+    assert fills[0].tolist() == pytest.approx([1, rules.BUY, qty, 110, 1000 - qty * 110, rules.SIGNAL])
+    assert fills[1].tolist() == pytest.approx([3, rules.SELL, qty, 130, qty * 130 * 0.01, rules.SIGNAL])
     assert equity[0] == 1000 and equity[1] == pytest.approx(qty * 111)
     assert equity[3] == pytest.approx(qty * 130 * 0.99)
     n_fills, trades, wins, profit, loss, bars_in = counts
@@ -55,7 +55,7 @@ def test_stop_loss_fills_at_the_stop_on_the_entry_bar():
     counts, equity, fills = run(bars, [1, 1, 1], stop_loss=0.05, slippage=0.001)
     entry = 100 * 1.001
     stop = entry * 0.95
-    assert fills[1].tolist() == pytest.approx([1, kernel.SELL, 1000 / entry, stop * 0.999, 0, kernel.STOP_LOSS])
+    assert fills[1].tolist() == pytest.approx([1, rules.SELL, 1000 / entry, stop * 0.999, 0, rules.STOP_LOSS])
     # no re-entry while the strategy keeps the same target
     assert counts[0] == 2 and equity[2] == pytest.approx(equity[1])
 
@@ -63,13 +63,13 @@ def test_stop_loss_fills_at_the_stop_on_the_entry_bar():
 def test_a_gap_through_the_stop_fills_at_the_open():
     bars = [(100, 100, 100, 100), (100, 100, 99, 100), (80, 82, 78, 81)]
     _, _, fills = run(bars, [1, 1, 1], stop_loss=0.05)
-    assert fills[-1][3] == 80 and fills[-1][5] == kernel.STOP_LOSS
+    assert fills[-1][3] == 80 and fills[-1][5] == rules.STOP_LOSS
 
 
 def test_take_profit_is_a_limit_without_slippage_and_a_gap_fills_at_the_better_open():
     bars = [(100, 100, 100, 100), (100, 100, 100, 100), (101, 115, 100, 104)]
     _, _, fills = run(bars, [1, 1, 1], take_profit=0.1, slippage=0.01)
-    assert fills[-1][3] == pytest.approx(101 * 1.1) and fills[-1][5] == kernel.TAKE_PROFIT
+    assert fills[-1][3] == pytest.approx(101 * 1.1) and fills[-1][5] == rules.TAKE_PROFIT
     gap = [(100, 100, 100, 100), (100, 100, 100, 100), (130, 131, 129, 130)]
     _, _, fills = run(gap, [1, 1, 1], take_profit=0.1)
     assert fills[-1][3] == 130
@@ -78,20 +78,20 @@ def test_take_profit_is_a_limit_without_slippage_and_a_gap_fills_at_the_better_o
 def test_a_bar_touching_both_levels_is_read_as_the_stop():
     bars = [(100, 100, 100, 100), (100, 100, 100, 100), (100, 120, 80, 100)]
     _, _, fills = run(bars, [1, 1, 1], stop_loss=0.05, take_profit=0.1)
-    assert fills[-1][5] == kernel.STOP_LOSS and fills[-1][3] == pytest.approx(95)
+    assert fills[-1][5] == rules.STOP_LOSS and fills[-1][3] == pytest.approx(95)
 
 
 def test_after_a_stop_a_new_signal_reenters():
     bars = [(100, 100, 100, 100), (100, 100, 90, 92), (92, 92, 92, 92), (92, 92, 92, 92), (93, 93, 93, 93)]
     counts, _, fills = run(bars, [1, 1, 0, 1, 1], stop_loss=0.05)
-    assert [f[5] for f in fills] == [kernel.SIGNAL, kernel.STOP_LOSS, kernel.SIGNAL]
-    assert fills[-1][0] == 4 and fills[-1][1] == kernel.BUY
+    assert [f[5] for f in fills] == [rules.SIGNAL, rules.STOP_LOSS, rules.SIGNAL]
+    assert fills[-1][0] == 4 and fills[-1][1] == rules.BUY
 
 
 def test_partial_exposure_rebalances_to_the_new_target():
     bars = [(100, 100, 100, 100)] * 4
     counts, equity, fills = run(bars, [0.5, 1.0, 0.25, 0.25])
-    assert [f[1] for f in fills] == [kernel.BUY, kernel.BUY, kernel.SELL]
+    assert [f[1] for f in fills] == [rules.BUY, rules.BUY, rules.SELL]
     assert fills[0][2] == pytest.approx(5) and fills[1][2] == pytest.approx(5)
     assert fills[2][2] == pytest.approx(7.5)
     assert counts[1] == 0  # never flat again: no closed trade
