@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +28,7 @@ from strategies.base import Params
 
 from .errors import ConfigError
 from .timeframes import timeframe_seconds
+from .yamlfile import LocatedError, format_problems, kind_of, pydantic_problems, read_yaml
 
 # Risk settings Hermes may tune when the user declares bounds for them.
 RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
@@ -116,18 +116,18 @@ class StrategyConfig(Frozen):
     def _consistent(self) -> "StrategyConfig":
         offered = _exchange_timeframes(self.exchange)
         if offered and self.timeframe not in offered:
-            raise _located(
+            raise LocatedError(
                 "timeframe",
                 f"{self.exchange} has no {self.timeframe!r} candles; expected one of: "
                 + ", ".join(offered),
             )
         expected = strategies.get(self.strategy).params
         if type(self.params) is not expected:
-            raise _located("params", f"expected parameters of {self.strategy}")
+            raise LocatedError("params", f"expected parameters of {self.strategy}")
         for key, bounds in self.tunable.items():
             value = self.value_of(key)  # raises for names that are neither param nor risk
             if value is not None and not bounds.contains(value):
-                raise _located(
+                raise LocatedError(
                     self.path_of(key),
                     f"{value} is outside its tunable bounds [{bounds.min:g}, {bounds.max:g}] "
                     f"(tunable.{key})",
@@ -141,7 +141,7 @@ class StrategyConfig(Frozen):
         if key in RISK_TUNABLES:
             return f"risk.{key}"
         known = list(type(self.params).model_fields) + list(RISK_TUNABLES)
-        raise _located(f"tunable.{key}", f"not a variable of {self.strategy}; expected one of: {', '.join(known)}")
+        raise LocatedError(f"tunable.{key}", f"not a variable of {self.strategy}; expected one of: {', '.join(known)}")
 
     def value_of(self, key: str) -> Any:
         section, name = self.path_of(key).split(".")
@@ -158,7 +158,7 @@ class StrategyConfig(Frozen):
         for key, value in changes.items():
             try:
                 section, name = self.path_of(key).split(".")
-            except _LocatedError as exc:
+            except LocatedError as exc:
                 raise ConfigError(f"<variant>: {exc.loc}: {exc}") from None
             data[section][name] = value
         return parse_strategy_config(data, source="<variant>")
@@ -175,16 +175,6 @@ class StrategyConfig(Frozen):
 
     def strategy_def(self) -> strategies.Strategy:
         return strategies.get(self.strategy)
-
-
-class _LocatedError(ValueError):
-    def __init__(self, loc: str, message: str):
-        super().__init__(message)
-        self.loc = loc
-
-
-def _located(loc: str, message: str) -> _LocatedError:
-    return _LocatedError(loc, message)
 
 
 @functools.lru_cache(maxsize=1)
@@ -207,14 +197,7 @@ def _exchange_timeframes(exchange_id: str) -> tuple[str, ...]:
 
 def load_strategy_config(path: str | Path) -> StrategyConfig:
     """Read and validate a strategy YAML file; ConfigError says exactly what is wrong."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the file as UTF-8 text ({exc.__class__.__name__})") from None
-    raw, lines = _parse_yaml(text, str(path))
+    raw, lines = read_yaml(path, what="the strategy settings (see config/strategy.yaml)")
     return parse_strategy_config(raw, source=str(path), lines=lines)
 
 
@@ -222,7 +205,7 @@ def parse_strategy_config(
     raw: Any, source: str, lines: dict[tuple[str, ...], int] | None = None
 ) -> StrategyConfig:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings (name, exchange, symbol, ...), got {_kind(raw)}")
+        raise ConfigError(f"{source}: expected a mapping of settings (name, exchange, symbol, ...), got {kind_of(raw)}")
     raw = dict(raw)
     problems: list[tuple[tuple[str, ...], str]] = []
 
@@ -235,7 +218,7 @@ def parse_strategy_config(
         if params_raw is None:
             params_raw = {}
         if not isinstance(params_raw, (dict, Params)):
-            problems.append((("params",), f"expected a mapping of parameters, got {_kind(params_raw)}"))
+            problems.append((("params",), f"expected a mapping of parameters, got {kind_of(params_raw)}"))
             raw["params"] = strategy_def.params()
         elif isinstance(params_raw, Params):
             raw["params"] = params_raw
@@ -243,7 +226,7 @@ def parse_strategy_config(
             try:
                 raw["params"] = strategy_def.params.model_validate(params_raw)
             except ValidationError as exc:
-                problems.extend(_pydantic_problems(exc, prefix=("params",), model=strategy_def.params))
+                problems.extend(pydantic_problems(exc, prefix=("params",), model=strategy_def.params))
                 raw["params"] = strategy_def.params()
     else:
         raw["params"] = Params()  # the strategy field reports the real problem
@@ -251,97 +234,9 @@ def parse_strategy_config(
     try:
         config = StrategyConfig.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, prefix=(), model=StrategyConfig))
+        problems.extend(pydantic_problems(exc, prefix=(), model=StrategyConfig))
         config = None
     if problems:
-        raise ConfigError(_format(source, problems, lines or {}))
+        raise ConfigError(format_problems(source, "invalid strategy file", problems, lines or {}))
     assert config is not None
     return config
-
-
-def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    if "\x00" in text:
-        raise ConfigError(f"{source}: not a YAML text file (it contains binary data)")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{source}: {where}YAML syntax error: {problem}") from None
-    if data is None:
-        raise ConfigError(f"{source}: the file is empty; expected the strategy settings (see config/strategy.yaml)")
-    lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
-    return data, lines
-
-
-def _collect_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = path + (str(key.value),)
-            out[child] = key.start_mark.line + 1
-            _collect_lines(value, child, out)
-
-
-def _pydantic_problems(
-    exc: ValidationError, prefix: tuple[str, ...], model: type[BaseModel]
-) -> list[tuple[tuple[str, ...], str]]:
-    problems = []
-    for err in exc.errors():
-        loc = tuple(str(part) for part in err["loc"])
-        ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _LocatedError):
-            problems.append((tuple(ctx_error.loc.split(".")), str(ctx_error)))
-            continue
-        if err["type"] == "extra_forbidden":
-            fields = _fields_at(model, loc[:-1])
-            hint = f"; expected one of: {', '.join(fields)}" if fields else ""
-            message = f"unknown key{hint}"
-        elif err["type"] == "missing":
-            message = "required but missing"
-        else:
-            message = err["msg"]
-            if message.startswith("Value error, "):
-                message = message[len("Value error, "):]
-            if err["type"] not in ("value_error", "assertion_error") and "input" in err:
-                message += f" (got {_show(err['input'])})"
-        problems.append((prefix + loc, message))
-    return problems
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        current = field.annotation
-    return list(getattr(current, "model_fields", {}))
-
-
-def _format(source: str, problems: list[tuple[tuple[str, ...], str]], lines: dict) -> str:
-    out = [f"{source}: invalid strategy file"]
-    for loc, message in problems:
-        field = ".".join(loc) or "(top level)"
-        line = _nearest_line(loc, lines)
-        where = f"line {line}, " if line else ""
-        out.append(f"  {where}{field}: {message}")
-    return "\n".join(out)
-
-
-def _nearest_line(loc: tuple[str, ...], lines: dict) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _kind(value: Any) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

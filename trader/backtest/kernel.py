@@ -14,7 +14,9 @@ import math
 import numpy as np
 from numba import njit
 
-from .rules import BUY, NONE, SELL, SIGNAL, STOP_LOSS, TAKE_PROFIT, exit_hit, rebalance
+from .rules import (
+    BUY, NONE, SELL, SIGNAL, STOP_LOSS, TAKE_PROFIT, add_to_position, close_out, exit_hit, rebalance,
+)
 
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
 
@@ -59,10 +61,7 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
             if side == BUY:
                 if qty <= 0.0:
                     trade_cash = cash
-                    entry = fill
-                else:
-                    entry = (entry * qty + fill * amount) / (qty + amount)
-                qty += amount
+                qty, entry = add_to_position(qty, entry, amount, fill)
             elif side == SELL:
                 qty = 0.0 if acted <= 0.0 else qty - amount
             if side != NONE:
@@ -82,8 +81,8 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
             if stop_loss > 0.0 or take_profit > 0.0:
                 reason, price = exit_hit(entry, open_[t], high[t], low[t], stop_loss, take_profit, slippage)
                 if reason >= 0:
-                    paid = qty * price * fee
-                    cash += qty * price - paid
+                    paid, change = close_out(qty, price, fee)
+                    cash += change
                     _record(fills_out, n_fills, t, SELL, qty, price, paid, reason)
                     n_fills += 1
                     qty = 0.0

@@ -60,3 +60,18 @@ def exit_hit(entry, open_, high, low, stop_loss, take_profit, slippage):
     if high >= limit_px:
         return TAKE_PROFIT, limit_px
     return -1, 0.0
+
+
+@njit(cache=True, nogil=True)
+def close_out(qty, price, fee):
+    """Selling the whole position at `price`: returns (fee_paid, cash_change)."""
+    paid = qty * price * fee
+    return paid, qty * price - paid
+
+
+@njit(cache=True, nogil=True)
+def add_to_position(qty, entry, amount, fill):
+    """A buy of `amount` at `fill` added to a position: returns (qty, average entry price)."""
+    if qty <= 0.0:
+        return amount, fill
+    return qty + amount, (entry * qty + fill * amount) / (qty + amount)

@@ -1,0 +1,93 @@
+"""Brokers: where an allowed order is executed. The engine, the risk engine and the ledger
+are the same for both; only this step differs.
+
+* `PaperBroker` fills at the modeled price with the configured fee and slippage: the very
+  numbers the backtester computes.
+* `LiveBroker` sends a market order with its deterministic client order id through the
+  exchange adapter and books what the exchange reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .ledger.store import NewFill
+from .risk import OrderPlan
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What became of an order: its status and the fills (with their quote-balance change)."""
+
+    status: str  # filled | open | rejected | unknown | not_sent
+    fills: tuple[tuple[NewFill, float], ...] = ()
+    error: str | None = None
+    exchange_order_id: str | None = None
+
+
+class Broker(Protocol):
+    mode: str
+
+    def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution: ...
+
+    def resolve(self, client_order_id: str) -> Execution: ...
+
+
+class PaperBroker:
+    mode = "paper"
+
+    def __init__(self, quote: str):
+        self.quote = quote
+
+    def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
+        fill = NewFill(trade_id=f"paper-{client_order_id}", side=plan.side, amount=plan.amount,
+                       price=plan.price, fee=plan.fee, fee_currency=self.quote, time=when)
+        return Execution("filled", ((fill, plan.cash_change),))
+
+    def resolve(self, client_order_id: str) -> Execution:
+        # an intent left by a crash was never executed: the paper exchange is this process
+        return Execution("not_sent")
+
+
+class LiveBroker:
+    mode = "live"
+
+    def __init__(self, adapter, base: str, quote: str):
+        self.adapter = adapter
+        self.base = base
+        self.quote = quote
+
+    def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
+        from .errors import InsufficientFunds, OrderOutcomeUnknown, OrderRejected
+
+        try:
+            order = self.adapter.create_market_order(plan.side, plan.amount, client_order_id)
+        except OrderOutcomeUnknown as exc:
+            return Execution("unknown", error=str(exc))
+        except (InsufficientFunds, OrderRejected) as exc:
+            return Execution("rejected", error=str(exc))
+        return self._booked(order)
+
+    def resolve(self, client_order_id: str) -> Execution:
+        order = self.adapter.fetch_order(client_order_id)
+        if order is None:
+            return Execution("not_sent")
+        return self._booked(order)
+
+    def _booked(self, order) -> Execution:
+        fills = tuple((self._fill(f), self._cash_change(f)) for f in order.fills)
+        status = {"closed": "filled", "open": "open"}.get(order.status, order.status)
+        if status == "canceled" and order.filled:
+            status = "filled"  # a partly filled order the exchange closed: the fills stand
+        return Execution(status, fills, exchange_order_id=order.order_id)
+
+    def _fill(self, f) -> NewFill:
+        return NewFill(trade_id=str(f.trade_id), side=f.side, amount=float(f.amount), price=float(f.price),
+                       fee=float(f.fee), fee_currency=f.fee_currency, time=f.time, exchange_order_id=f.order_id)
+
+    def _cash_change(self, f) -> float:
+        notional = float(f.amount) * float(f.price)
+        quote_fee = float(f.fee) if f.fee_currency == self.quote else 0.0
+        return -(notional + quote_fee) if f.side == "buy" else notional - quote_fee

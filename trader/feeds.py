@@ -1,0 +1,80 @@
+"""Market data for the engine: what one tick sees.
+
+Two sources, one shape: `ReplayFeed` walks a file on a simulated clock; `ExchangeFeed` asks
+the exchange (ccxt's public API) for the latest candles. Either way a tick sees the closed
+bars up to the one that just closed, and the opening price of the bar in progress, which is
+where a market order sent now is modeled to fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+import pandas as pd
+
+from .timeframes import timeframe_seconds
+
+
+@dataclass(frozen=True)
+class MarketView:
+    bars: pd.DataFrame  # closed bars, oldest first; the last one has just closed
+    next_open: float | None  # the open of the bar in progress (None at the end of a replay)
+    next_time: pd.Timestamp | None  # its open time
+
+    @property
+    def bar_time(self) -> pd.Timestamp:
+        return self.bars.index[-1]
+
+    @property
+    def bar(self) -> pd.Series:
+        return self.bars.iloc[-1]
+
+
+class ReplayFeed:
+    """History from a frame, one bar per tick, as fast as the engine can take it."""
+
+    def __init__(self, frame: pd.DataFrame, lookback: int):
+        if len(frame) == 0:
+            raise ValueError("nothing to replay: the frame has no bars")
+        self.frame = frame
+        self.lookback = max(int(lookback), 1)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def views(self, start: int = 0) -> Iterator[MarketView]:
+        frame, opens, index = self.frame, self.frame["open"].to_numpy(), self.frame.index
+        n = len(frame)
+        for i in range(start, n):
+            nxt = i + 1 < n
+            yield MarketView(
+                bars=frame.iloc[max(0, i - self.lookback + 1): i + 1],
+                next_open=float(opens[i + 1]) if nxt else None,
+                next_time=index[i + 1] if nxt else None,
+            )
+
+
+class ExchangeFeed:
+    """The latest candles from the exchange (public endpoints; no keys needed)."""
+
+    def __init__(self, adapter, timeframe: str, lookback: int):
+        self.adapter = adapter
+        self.timeframe = timeframe
+        self.bar = timedelta(seconds=timeframe_seconds(timeframe))
+        self.lookback = max(int(lookback), 1)
+
+    def view(self, now: datetime | None = None) -> MarketView:
+        now = now or datetime.now(timezone.utc)
+        frame = self.adapter.fetch_candles(self.timeframe, self.lookback + 2)
+        # a candle is closed once its open time + one bar has passed
+        closed = frame[frame.index + self.bar <= pd.Timestamp(now)]
+        in_progress = frame[frame.index + self.bar > pd.Timestamp(now)]
+        if len(in_progress):
+            next_open, next_time = float(in_progress["open"].iloc[0]), in_progress.index[0]
+        else:
+            # the exchange has not listed the new candle yet: the last price is its open
+            next_open = float(self.adapter.fetch_price())
+            next_time = closed.index[-1] + self.bar if len(closed) else None
+        return MarketView(bars=closed.iloc[-self.lookback:], next_open=next_open, next_time=next_time)

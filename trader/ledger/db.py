@@ -1,0 +1,70 @@
+"""Opening the ledger: SQLite in WAL mode by default, any SQLAlchemy URL via DATABASE_URL,
+and Alembic migrations applied on open so an upgrade keeps the data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the daemon keeps its database and reports: $TRADER_DATA_DIR or ./data."""
+    return Path(environ.get("TRADER_DATA_DIR") or "data")
+
+
+def database_url(environ: Mapping[str, str] = os.environ) -> str:
+    url = environ.get("DATABASE_URL")
+    if url:
+        # Railway and Heroku hand out postgres:// URLs; SQLAlchemy wants a driver name
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://"):]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+    return f"sqlite:///{data_dir(environ) / 'trader.db'}"
+
+
+def open_ledger(url: str | None = None, migrate: bool = True) -> Engine:
+    """An engine on the ledger, its schema upgraded to the latest migration."""
+    url = url or database_url()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (status, health) never block the writer; NORMAL sync is safe under WAL
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """A session factory; callers use `with factory.begin() as session:` so that every write
+    is one transaction."""
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,207 @@
+"""The ledger's tables. The database is the source of truth: every order intent, fill,
+position, balance, equity point, event and approval is a row here, and every order, fill
+and equity point carries the strategy version that produced it.
+
+Money is stored as IEEE doubles (REAL on SQLite, double precision on PostgreSQL), which
+round-trip the backtester's floats bit for bit; amounts sent to an exchange are rounded to
+the market's precision before they are recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MAIN_BOOK = "main"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; expected UTC-aware")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+Money = Float(precision=53)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StrategyVersion(Base):
+    __tablename__ = "strategy_versions"
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    strategy: Mapped[str] = mapped_column(String(40))
+    settings: Mapped[dict] = mapped_column(JSON)  # the validated settings, canonical
+    yaml_text: Mapped[Optional[str]] = mapped_column(Text)  # the file as the user wrote it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Order(Base):
+    """An order, from the intent (written before the exchange is called) to its outcome.
+
+    status: intent (committed, not yet answered) -> open | filled | canceled | rejected;
+    unknown (the exchange call failed in a way that leaves its outcome open: reconcile by
+    client order id); not_sent (reconciliation proved the exchange never saw it).
+    """
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(36), unique=True)
+    book: Mapped[str] = mapped_column(String(40), default=MAIN_BOOK)
+    mode: Mapped[str] = mapped_column(String(8))  # paper | live
+    symbol: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(4))  # buy | sell
+    type: Mapped[str] = mapped_column(String(12), default="market")
+    amount: Mapped[float] = mapped_column(Money)
+    price: Mapped[Optional[float]] = mapped_column(Money)  # the modeled price when decided
+    reason: Mapped[str] = mapped_column(String(16))  # signal | stop_loss | take_profit | halt
+    status: Mapped[str] = mapped_column(String(12), default="intent")
+    filled: Mapped[float] = mapped_column(Money, default=0.0)
+    exchange_order_id: Mapped[Optional[str]] = mapped_column(String(64))
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    strategy_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))
+    bar_time: Mapped[datetime] = mapped_column(UTCDateTime)  # the bar whose close decided it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_orders_book_status", "book", "status"),)
+
+
+class Fill(Base):
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    book: Mapped[str] = mapped_column(String(40), default=MAIN_BOOK)
+    client_order_id: Mapped[str] = mapped_column(String(36))
+    trade_id: Mapped[str] = mapped_column(String(64))  # the exchange's trade id (paper: derived)
+    exchange_order_id: Mapped[Optional[str]] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[float] = mapped_column(Money)
+    price: Mapped[float] = mapped_column(Money)
+    fee: Mapped[float] = mapped_column(Money)
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(16))
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    strategy_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))
+
+    # a fill is recorded exactly once, however often reconciliation sees it
+    __table_args__ = (UniqueConstraint("book", "trade_id", name="uq_fills_book_trade"),)
+
+
+class Position(Base):
+    """The book's open position and the engine's memory of what it last acted on."""
+
+    __tablename__ = "positions"
+
+    book: Mapped[str] = mapped_column(String(40), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(40))
+    qty: Mapped[float] = mapped_column(Money, default=0.0)
+    entry_price: Mapped[float] = mapped_column(Money, default=0.0)  # average fill price
+    acted_target: Mapped[float] = mapped_column(Money, default=0.0)
+    trade_cash: Mapped[float] = mapped_column(Money, default=0.0)  # cash before this trade began
+    strategy_version: Mapped[Optional[str]] = mapped_column(ForeignKey("strategy_versions.version"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Balance(Base):
+    __tablename__ = "balances"
+
+    book: Mapped[str] = mapped_column(String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    free: Mapped[float] = mapped_column(Money, default=0.0)
+    used: Mapped[float] = mapped_column(Money, default=0.0)
+    total: Mapped[float] = mapped_column(Money, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class EquityPoint(Base):
+    __tablename__ = "equity_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book: Mapped[str] = mapped_column(String(40), default=MAIN_BOOK)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)  # open time of the bar just closed
+    equity: Mapped[float] = mapped_column(Money)
+    cash: Mapped[float] = mapped_column(Money)
+    position_qty: Mapped[float] = mapped_column(Money)
+    price: Mapped[float] = mapped_column(Money)  # the bar's close
+    target: Mapped[float] = mapped_column(Money)  # the exposure the strategy wanted
+    strategy_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))
+
+    __table_args__ = (UniqueConstraint("book", "time", name="uq_equity_book_time"),)
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    book: Mapped[Optional[str]] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))  # started, halted, config_changed, error, ...
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[Optional[dict]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_events_kind_time", "kind", "time"),)
+
+
+class Approval(Base):
+    """The user's explicit consent, bound to one exact strategy version."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # live | hermes_apply
+    strategy_version: Mapped[Optional[str]] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[Optional[dict]] = mapped_column(JSON)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class DaemonState(Base):
+    """One row per book: running or halted, and what the last tick did."""
+
+    __tablename__ = "daemon_state"
+
+    book: Mapped[str] = mapped_column(String(40), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default="running")  # running | halted
+    reason: Mapped[Optional[str]] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(8), default="paper")
+    strategy_version: Mapped[Optional[str]] = mapped_column(String(16))
+    peak_equity: Mapped[float] = mapped_column(Money, default=0.0)
+    last_tick_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_bar_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

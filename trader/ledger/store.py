@@ -1,0 +1,176 @@
+"""Reads and writes of the ledger. Every function takes the caller's Session; the caller
+owns the transaction (`with factory.begin() as session:`), so each logical write is one
+transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .models import (
+    Approval,
+    Balance,
+    DaemonState,
+    EquityPoint,
+    Event,
+    Fill,
+    Order,
+    Position,
+    StrategyVersion,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class NewFill:
+    """A fill as a broker reports it, before it is in the ledger."""
+
+    trade_id: str
+    side: str
+    amount: float
+    price: float
+    fee: float
+    fee_currency: str
+    time: datetime
+    exchange_order_id: Optional[str] = None
+
+
+def ensure_version(session: Session, config, yaml_text: str | None = None) -> StrategyVersion:
+    """The ledger row of this strategy version, created on first sight."""
+    row = session.get(StrategyVersion, config.version)
+    if row is None:
+        row = StrategyVersion(
+            version=config.version, name=config.name, strategy=config.strategy,
+            settings=config.to_dict(), yaml_text=yaml_text,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def book_rows(session: Session, book: str, symbol: str, quote: str, base: str,
+              starting_cash: float, mode: str) -> tuple[DaemonState, Position, Balance, Balance]:
+    """The book's state, position and balances, created on first use (paper starts with
+    `starting_cash` of the quote currency)."""
+    state = session.get(DaemonState, book)
+    if state is None:
+        state = DaemonState(book=book, state="running", mode=mode, peak_equity=0.0)
+        session.add(state)
+    position = session.get(Position, book)
+    if position is None:
+        position = Position(book=book, symbol=symbol, qty=0.0, entry_price=0.0,
+                            acted_target=0.0, trade_cash=0.0)
+        session.add(position)
+    cash = session.get(Balance, (book, quote))
+    if cash is None:
+        cash = Balance(book=book, currency=quote, free=starting_cash, used=0.0, total=starting_cash)
+        session.add(cash)
+    held = session.get(Balance, (book, base))
+    if held is None:
+        held = Balance(book=book, currency=base, free=0.0, used=0.0, total=0.0)
+        session.add(held)
+    session.flush()
+    return state, position, cash, held
+
+
+def add_intent(session: Session, *, client_order_id: str, book: str, mode: str, symbol: str,
+               side: str, amount: float, price: float | None, reason: str,
+               strategy_version: str, bar_time: datetime) -> Order:
+    order = Order(
+        client_order_id=client_order_id, book=book, mode=mode, symbol=symbol, side=side,
+        type="market", amount=amount, price=price, reason=reason, status="intent", filled=0.0,
+        strategy_version=strategy_version, bar_time=bar_time,
+    )
+    session.add(order)
+    session.flush()
+    return order
+
+
+def order_by_client_id(session: Session, client_order_id: str) -> Order | None:
+    return session.scalars(select(Order).where(Order.client_order_id == client_order_id)).first()
+
+
+def unresolved_orders(session: Session, book: str) -> list[Order]:
+    """Orders whose outcome the ledger does not know yet: reconcile these on start."""
+    return list(session.scalars(
+        select(Order).where(Order.book == book, Order.status.in_(("intent", "unknown", "open")))
+        .order_by(Order.id)
+    ))
+
+
+def has_fill(session: Session, book: str, trade_id: str) -> bool:
+    return session.scalar(select(func.count()).select_from(Fill).where(
+        Fill.book == book, Fill.trade_id == trade_id)) > 0
+
+
+def record_fill(session: Session, order: Order, fill: NewFill, *, cash_change: float,
+                base: str, quote: str) -> bool:
+    """Book one fill: the fill row, the position and both balances move together.
+
+    Returns False (and changes nothing) when this trade id is already in the ledger, so a
+    fill seen twice by reconciliation is counted once. `cash_change` is the quote amount
+    the fill moved (negative for a buy), computed by the broker with the shared rules.
+    """
+    if has_fill(session, order.book, fill.trade_id):
+        return False
+    position = session.get(Position, order.book)
+    cash = session.get(Balance, (order.book, quote))
+    held = session.get(Balance, (order.book, base))
+    if fill.side == "buy":
+        from trader.backtest.rules import add_to_position
+
+        if position.qty <= 0.0:
+            position.trade_cash = cash.free
+        qty, entry = add_to_position(position.qty, position.entry_price, fill.amount, fill.price)
+        position.qty, position.entry_price = float(qty), float(entry)
+    else:
+        remaining = position.qty - fill.amount
+        # dust below a millionth of the sale is a float artefact, not a position
+        position.qty = 0.0 if remaining <= fill.amount * 1e-9 else remaining
+    position.strategy_version = order.strategy_version
+    cash.free += cash_change
+    cash.total = cash.free + cash.used
+    held.free = held.total = position.qty
+    order.filled = (order.filled or 0.0) + fill.amount
+    if fill.exchange_order_id and not order.exchange_order_id:
+        order.exchange_order_id = fill.exchange_order_id
+    session.add(Fill(
+        order_id=order.id, book=order.book, client_order_id=order.client_order_id,
+        trade_id=fill.trade_id, exchange_order_id=fill.exchange_order_id, side=fill.side,
+        amount=fill.amount, price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
+        reason=order.reason, time=fill.time, strategy_version=order.strategy_version,
+    ))
+    session.flush()
+    return True
+
+
+def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,
+                  qty: float, price: float, target: float, strategy_version: str) -> None:
+    session.add(EquityPoint(book=book, time=time, equity=equity, cash=cash, position_qty=qty,
+                            price=price, target=target, strategy_version=strategy_version))
+
+
+def record_event(session: Session, kind: str, message: str, book: str | None = None,
+                 data: dict[str, Any] | None = None) -> Event:
+    event = Event(kind=kind, message=message, book=book, data=data, time=utcnow())
+    session.add(event)
+    return event
+
+
+def latest_approval(session: Session, kind: str) -> Approval | None:
+    return session.scalars(
+        select(Approval).where(Approval.kind == kind, Approval.revoked_at.is_(None))
+        .order_by(Approval.id.desc())
+    ).first()
+
+
+def fills_of(session: Session, book: str) -> list[Fill]:
+    return list(session.scalars(select(Fill).where(Fill.book == book).order_by(Fill.id)))
+
+
+def equity_of(session: Session, book: str) -> list[EquityPoint]:
+    return list(session.scalars(select(EquityPoint).where(EquityPoint.book == book).order_by(EquityPoint.time)))

@@ -1,0 +1,101 @@
+"""The risk engine: between what the strategy wants and what the broker is asked to do.
+
+Sizing, stop-loss and take-profit come from `backtest.rules` (the very functions the
+backtester runs), so paper trading and backtests agree trade for trade. On top of them:
+the market's minimum amount and notional and its amount precision (live), and the
+max-drawdown kill switch from the goals' failure thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backtest import rules
+from .config import StrategyConfig
+from .goals import Goals
+
+REASONS = {rules.SIGNAL: "signal", rules.STOP_LOSS: "stop_loss", rules.TAKE_PROFIT: "take_profit"}
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """A market order the risk engine allows, with its modeled execution."""
+
+    side: str  # buy | sell
+    amount: float
+    price: float  # the modeled fill price (slippage included)
+    fee: float  # the modeled fee
+    cash_change: float  # the modeled quote-balance change
+    reason: str  # signal | stop_loss | take_profit | halt
+
+
+@dataclass(frozen=True)
+class OrderDenied:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the market accepts (from ccxt's market description; zeros when unknown)."""
+
+    amount_step: float = 0.0
+    min_amount: float = 0.0
+    min_notional: float = 0.0
+
+
+class RiskEngine:
+    def __init__(self, config: StrategyConfig, goals: Goals | None, limits: Limits = Limits(),
+                 round_amount=None):
+        self.config = config
+        self.goals = goals
+        self.limits = limits
+        self.round_amount = round_amount  # live: floor to the market's precision
+
+    # -- exits resting on an open position ------------------------------------------------
+    def exit_for_bar(self, qty: float, entry: float, open_: float, high: float, low: float) -> OrderPlan | None:
+        risk = self.config.risk
+        if qty <= 0.0 or not (risk.stop_loss or risk.take_profit):
+            return None
+        reason, price = rules.exit_hit(entry, open_, high, low, risk.stop_loss or 0.0,
+                                       risk.take_profit or 0.0, risk.slippage)
+        if reason < 0:
+            return None
+        paid, change = rules.close_out(qty, price, risk.fee)
+        return OrderPlan("sell", float(qty), float(price), float(paid), float(change), REASONS[reason])
+
+    # -- the strategy's target -----------------------------------------------------------
+    def plan_for_target(self, want: float, qty: float, cash: float, price: float,
+                        reason: str = "signal") -> OrderPlan | OrderDenied | None:
+        risk = self.config.risk
+        side, amount, fill, paid, change = rules.rebalance(
+            want, qty, cash, price, risk.stake_fraction, risk.fee, risk.slippage)
+        if side == rules.NONE:
+            return None
+        side_name = "buy" if side == rules.BUY else "sell"
+        amount = float(amount)
+        if self.round_amount is not None:
+            # floor, never round up: a buy must not spend more than the cash it was sized on
+            amount = float(self.round_amount(amount))
+        if amount <= 0.0:
+            return OrderDenied(f"{side_name} amount rounds to zero at the market's precision")
+        if amount < self.limits.min_amount:
+            return OrderDenied(f"{side_name} of {amount:g} is below the market's minimum amount {self.limits.min_amount:g}")
+        if amount * fill < self.limits.min_notional:
+            return OrderDenied(
+                f"{side_name} of {amount * fill:.2f} is below the market's minimum notional {self.limits.min_notional:g}")
+        if self.round_amount is not None:
+            # the amount changed: recompute the modeled costs for what is actually sent
+            paid = amount * fill * risk.fee
+            change = -(amount * fill + paid) if side_name == "buy" else amount * fill - paid
+        return OrderPlan(side_name, amount, float(fill), float(paid), float(change), reason)
+
+    # -- the kill switch -------------------------------------------------------------------
+    def drawdown_breach(self, equity: float, peak: float) -> str | None:
+        limit = self.goals.max_drawdown_limit if self.goals else None
+        if limit is None or peak <= 0:
+            return None
+        drawdown = 1.0 - equity / peak
+        if drawdown > limit:
+            return (f"drawdown {drawdown:.2%} exceeds the failure threshold {limit:.2%} "
+                    f"(equity {equity:,.2f}, peak {peak:,.2f})")
+        return None
