@@ -32,7 +32,7 @@ class Broker(Protocol):
 
     def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution: ...
 
-    def resolve(self, client_order_id: str) -> Execution: ...
+    def resolve(self, order, fee_rate: float) -> Execution: ...
 
 
 class PaperBroker:
@@ -46,9 +46,15 @@ class PaperBroker:
                        price=plan.price, fee=plan.fee, fee_currency=self.quote, time=when)
         return Execution("filled", ((fill, plan.cash_change),))
 
-    def resolve(self, client_order_id: str) -> Execution:
-        # an intent left by a crash was never executed: the paper exchange is this process
-        return Execution("not_sent")
+    def resolve(self, order, fee_rate: float) -> Execution:
+        """An intent a crash left behind: the paper exchange is this process, so it was never
+        executed; execute it now at the price it was decided on, as if nothing happened."""
+        notional = order.amount * order.price
+        fee = notional * fee_rate
+        change = -(notional + fee) if order.side == "buy" else notional - fee
+        fill = NewFill(trade_id=f"paper-{order.client_order_id}", side=order.side, amount=order.amount,
+                       price=order.price, fee=fee, fee_currency=self.quote, time=order.bar_time)
+        return Execution("filled", ((fill, change),))
 
 
 class LiveBroker:
@@ -70,11 +76,11 @@ class LiveBroker:
             return Execution("rejected", error=str(exc))
         return self._booked(order)
 
-    def resolve(self, client_order_id: str) -> Execution:
-        order = self.adapter.fetch_order(client_order_id)
-        if order is None:
+    def resolve(self, order, fee_rate: float) -> Execution:
+        found = self.adapter.fetch_order(order.client_order_id)
+        if found is None:
             return Execution("not_sent")
-        return self._booked(order)
+        return self._booked(found)
 
     def _booked(self, order) -> Execution:
         fills = tuple((self._fill(f), self._cash_change(f)) for f in order.fills)

@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--timeframe", help="expected candle size")
     info.set_defaults(handler=_data_check)
     data.set_defaults(handler=lambda _args: data.print_help() or 2)
+
+    from .cli_daemon import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from .config import StrategyConfig
-from .errors import TemporaryExchangeError
+from .errors import StrategyError, TemporaryExchangeError
 from .feeds import MarketView
 from .goals import Goals
 from .ledger import store
-from .ledger.models import MAIN_BOOK, EquityPoint, Order
+from .ledger.models import MAIN_BOOK, Order
 from .risk import OrderDenied, OrderPlan, RiskEngine
 
 log = logging.getLogger("trader.engine")
@@ -70,6 +70,9 @@ class Engine:
         self.config = config
         self.risk = risk or RiskEngine(config, goals)
         self.trading_paused: str | None = None  # why no new orders may be placed, if any
+        self._maybe_pending = True  # settle leftovers of an earlier run before deciding anything
+        self._s = None
+        self._held = None
         with sessions.begin() as s:
             store.ensure_version(s, config, yaml_text)
             state, *_ = store.book_rows(s, book, config.symbol, self.quote, self.base,
@@ -93,150 +96,184 @@ class Engine:
 
     # -- the tick ----------------------------------------------------------------------------
     def tick(self, view: MarketView, now: datetime | None = None) -> TickReport:
+        """Process the bar that just closed. One session; commits where the ledger must be
+        ahead of the broker (an order intent) and once at the end."""
         now = now or datetime.now(timezone.utc)
         bar_time = _utc(view.bar_time)
         report = TickReport(bar_time=bar_time)
-        with self.sessions.begin() as s:
-            state = s.get(store.DaemonState, self.book)
-            if state.last_bar_time is not None and bar_time <= state.last_bar_time:
-                report.skipped, report.state = True, state.state
-                return report
+        s = self._session()
+        try:
+            self._tick(s, view, now, bar_time, report)
+            s.commit()  # also ends a read-only transaction: never hold a snapshot between ticks
+            return report
+        except BaseException:
+            s.rollback()  # leave the session usable; the ledger keeps what was committed
+            raise
 
-        self.resolve_pending()
-        bar = view.bar
-        target = float(self.config.strategy_def().exposure(view.bars, self.config.params)[-1])
+    def _tick(self, s, view: MarketView, now: datetime, bar_time: datetime, report: TickReport) -> TickReport:
+        state, position, cash = self._rows(s)
+        s.refresh(state)  # `trader halt` / `resume` may have changed it from another process
+        if state.last_bar_time is not None and bar_time <= state.last_bar_time:
+            report.skipped, report.state = True, state.state
+            return report
+        if self._maybe_pending:
+            self._resolve_pending(s)
+        o, h, l, c = view.last_ohlc()
+        try:
+            target = float(self.config.strategy_def().exposure(view.bars, self.config.params)[-1])
+        except Exception as exc:  # any failure of user-facing strategy code disables it
+            raise StrategyError(f"strategy {self.config.strategy} failed on bar {bar_time:%Y-%m-%d %H:%M}: "
+                                f"{exc.__class__.__name__}: {exc}") from exc
 
-        # 2. resting exits on the bar that just closed
-        with self.sessions.begin() as s:
-            position = s.get(store.Position, self.book)
-            qty, entry = position.qty, position.entry_price
-        exit_plan = self.risk.exit_for_bar(qty, entry, float(bar["open"]), float(bar["high"]), float(bar["low"]))
+        # resting exits, against the bar that just closed
+        exit_plan = self.risk.exit_for_bar(position.qty, position.entry_price, o, h, l)
         if exit_plan is not None:
-            report.orders.append(self._submit(exit_plan, bar_time, fill_time=bar_time))
+            report.orders.append(self._submit(s, exit_plan, bar_time, fill_time=bar_time))
 
-        # 3. equity at the close, the kill switch
-        with self.sessions.begin() as s:
-            state = s.get(store.DaemonState, self.book)
-            position = s.get(store.Position, self.book)
-            cash = s.get(store.Balance, (self.book, self.quote))
-            close = float(bar["close"])
-            equity = cash.free + position.qty * close
-            if state.peak_equity <= 0.0:
-                state.peak_equity = max(self.config.capital if self.broker.mode == "paper" else 0.0, equity)
-            state.peak_equity = max(state.peak_equity, equity)
-            breach = self.risk.drawdown_breach(equity, state.peak_equity)
-            if breach and state.state != "halted":
-                state.state, state.reason = "halted", breach
-                store.record_event(s, "halted", breach, self.book, {"equity": equity, "peak": state.peak_equity})
-                log.warning("HALTED: %s", breach, extra={"event": "halted"})
-            if not s.query(EquityPoint.id).filter_by(book=self.book, time=bar_time).first():
-                store.record_equity(s, book=self.book, time=bar_time, equity=equity, cash=cash.free,
-                                    qty=position.qty, price=close, target=target,
-                                    strategy_version=self.config.version)
-            halted, acted = state.state == "halted", position.acted_target
-            qty, cash_free = position.qty, cash.free
-        report.equity, report.target = equity, target
-        report.state = "halted" if halted else "running"
+        # equity at the close; the kill switch
+        equity = cash.free + position.qty * c
+        if state.peak_equity <= 0.0:
+            state.peak_equity = max(self.config.capital if self.broker.mode == "paper" else 0.0, equity)
+        state.peak_equity = max(state.peak_equity, equity)
+        breach = self.risk.drawdown_breach(equity, state.peak_equity)
+        if breach and state.state != "halted":
+            state.state, state.reason = "halted", breach
+            store.record_event(s, "halted", breach, self.book, {"equity": equity, "peak": state.peak_equity})
+            log.warning("HALTED: %s", breach, extra={"event": "halted"})
+        store.record_equity(s, book=self.book, time=bar_time, equity=equity, cash=cash.free,
+                            qty=position.qty, price=c, target=target, strategy_version=self.config.version)
+        state.last_bar_time, state.last_tick_at = bar_time, now
+        state.strategy_version = self.config.version
+        halted = state.state == "halted"
+        report.equity, report.target, report.state = equity, target, state.state
 
-        # 4. the strategy's target
+        # the strategy's target, traded at the open of the bar in progress
+        acted = position.acted_target
         want, reason = target, "signal"
         if halted:
             if self.goals is None or self.goals.on_halt == "close":
                 want, reason = 0.0, "halt"
             else:
                 want = min(target, acted) if acted >= 0 else 0.0  # no new entries
+        plan = None
         if view.next_open is not None and want != acted:
             if self.trading_paused:
                 log.warning("not trading: %s", self.trading_paused, extra={"event": "trading_paused"})
             else:
-                plan = self.risk.plan_for_target(want, qty, cash_free, view.next_open, reason)
-                if isinstance(plan, OrderPlan):
-                    report.orders.append(self._submit(plan, bar_time, _utc(view.next_time), acted=want))
-                else:
-                    self._set_acted(want, denied=plan)
+                plan = self.risk.plan_for_target(want, position.qty, cash.free, view.next_open, reason)
+                if not isinstance(plan, OrderPlan):
+                    position.acted_target = want
                     if isinstance(plan, OrderDenied):
                         report.denied.append(plan.reason)
-
-        with self.sessions.begin() as s:
-            state = s.get(store.DaemonState, self.book)
-            state.last_bar_time, state.last_tick_at = bar_time, now
-            state.strategy_version = self.config.version
+                        store.record_event(s, "order_denied", plan.reason, self.book)
+                        log.warning("order denied: %s", plan.reason, extra={"event": "order_denied"})
+        if isinstance(plan, OrderPlan):
+            # the bar's record, the decision and the intent commit together
+            report.orders.append(self._submit(s, plan, bar_time, _utc(view.next_time), acted=want))
+        else:
+            s.commit()
         return report
 
     # -- orders ------------------------------------------------------------------------------
-    def _submit(self, plan: OrderPlan, bar_time: datetime, fill_time: datetime,
+    def _submit(self, s, plan: OrderPlan, bar_time: datetime, fill_time: datetime,
                 acted: float | None = None) -> str:
         cid = client_order_id(self.book, self.config.version, bar_time, plan.reason)
-        with self.sessions.begin() as s:
-            existing = store.order_by_client_id(s, cid)
-            if existing is None:
-                store.add_intent(s, client_order_id=cid, book=self.book, mode=self.broker.mode,
+        existing = store.order_by_client_id(s, cid)
+        if existing is not None:
+            # this decision was taken before a crash: settle it, never place it twice
+            s.commit()
+            if existing.status in ("intent", "unknown", "open"):
+                self._settle(s, existing)
+            return cid
+        order = store.add_intent(s, client_order_id=cid, book=self.book, mode=self.broker.mode,
                                  symbol=self.config.symbol, side=plan.side, amount=plan.amount,
                                  price=plan.price, reason=plan.reason,
                                  strategy_version=self.config.version, bar_time=bar_time)
-                if acted is not None:
-                    s.get(store.Position, self.book).acted_target = acted
-        if existing is not None:
-            # this decision was taken before a crash: settle it, never place it twice
-            if existing.status in ("intent", "unknown", "open"):
-                self._settle(cid)
-            return cid
+        if acted is not None:
+            s.get(store.Position, self.book).acted_target = acted
+        s.commit()  # the intent is in the ledger before the broker hears of it
         log.info("order %s: %s %.8f %s (%s)", cid, plan.side, plan.amount, self.config.symbol, plan.reason,
                  extra={"event": "order_intent", "client_order_id": cid})
         try:
             execution = self.broker.execute(cid, plan, fill_time)
         except TemporaryExchangeError as exc:
             execution = _unknown(exc)
-        self._book(cid, execution)
+        self._book(s, order, execution)
         return cid
 
     def resolve_pending(self) -> None:
-        """Settle every order whose outcome the ledger does not know (start-up and ticks)."""
-        with self.sessions.begin() as s:
-            pending = [o.client_order_id for o in store.unresolved_orders(s, self.book)]
-        for cid in pending:
-            self._settle(cid)
-
-    def _settle(self, cid: str) -> None:
+        """Settle every order whose outcome the ledger does not know (start-up, reconnects)."""
+        s = self._session()
         try:
-            execution = self.broker.resolve(cid)
-        except TemporaryExchangeError as exc:
-            log.warning("cannot settle order %s yet: %s", cid, exc, extra={"event": "reconcile_retry"})
-            return
-        self._book(cid, execution)
+            self._resolve_pending(s)
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
 
-    def _book(self, cid: str, execution) -> None:
-        with self.sessions.begin() as s:
-            order: Order = store.order_by_client_id(s, cid)
-            new_fills = 0
-            for fill, cash_change in execution.fills:
-                if store.record_fill(s, order, fill, cash_change=cash_change, base=self.base, quote=self.quote):
-                    new_fills += 1
-            order.status = execution.status
-            if execution.exchange_order_id:
-                order.exchange_order_id = execution.exchange_order_id
-            if execution.error:
-                order.error = execution.error[:500]
-            if execution.status == "not_sent":
-                # the exchange never saw it: decide again on the next tick
-                s.get(store.Position, self.book).acted_target = REPLAN
-                store.record_event(s, "order_not_sent", f"order {cid} never reached the exchange", self.book)
-            elif execution.status == "rejected":
-                store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
+    def _rows(self, s):
+        # strong references: the session's identity map is weak, and reloading these three
+        # rows on every tick would cost more than the tick's own writes
+        if self._held is None:
+            self._held = (s.get(store.DaemonState, self.book), s.get(store.Position, self.book),
+                          s.get(store.Balance, (self.book, self.quote)))
+        return self._held
+
+    def _session(self):
+        # one session for the engine's life: the book's rows stay in its identity map, so a
+        # tick costs one read (the state, which other processes may change) and its writes
+        if self._s is None:
+            self._s = self.sessions()
+        return self._s
+
+    def close(self) -> None:
+        if self._s is not None:
+            self._s.close()
+            self._s, self._held = None, None
+
+    def _resolve_pending(self, s) -> None:
+        unsettled = False
+        for order in store.unresolved_orders(s, self.book):
+            self._settle(s, order)
+            unsettled = unsettled or order.status in ("intent", "unknown", "open")
+        self._maybe_pending = unsettled
+
+    def _settle(self, s, order: Order) -> None:
+        try:
+            execution = self.broker.resolve(order, self.config.risk.fee)
+        except TemporaryExchangeError as exc:
+            log.warning("cannot settle order %s yet: %s", order.client_order_id, exc,
+                        extra={"event": "reconcile_retry"})
+            self._maybe_pending = True
+            return
+        self._book(s, order, execution)
+
+    def _book(self, s, order: Order, execution) -> None:
+        cid = order.client_order_id
+        new_fills = 0
+        for fill, cash_change in execution.fills:
+            if store.record_fill(s, order, fill, cash_change=cash_change, base=self.base, quote=self.quote):
+                new_fills += 1
+        order.status = execution.status
+        if execution.exchange_order_id:
+            order.exchange_order_id = execution.exchange_order_id
+        if execution.error:
+            order.error = execution.error[:500]
+        if execution.status == "not_sent":
+            # the exchange never saw it: decide again on the next tick
+            s.get(store.Position, self.book).acted_target = REPLAN
+            store.record_event(s, "order_not_sent", f"order {cid} never reached the exchange", self.book)
+        elif execution.status == "rejected":
+            store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
+        if execution.status in ("unknown", "open", "intent"):
+            self._maybe_pending = True
+        s.commit()
         if execution.status in ("rejected", "unknown"):
             log.warning("order %s %s: %s", cid, execution.status, execution.error,
                         extra={"event": f"order_{execution.status}", "client_order_id": cid})
         elif new_fills:
             log.info("order %s %s with %d fill(s)", cid, execution.status, new_fills,
                      extra={"event": "order_filled", "client_order_id": cid})
-
-    def _set_acted(self, want: float, denied: OrderDenied | None) -> None:
-        with self.sessions.begin() as s:
-            s.get(store.Position, self.book).acted_target = want
-            if denied is not None:
-                store.record_event(s, "order_denied", denied.reason, self.book)
-        if denied is not None:
-            log.warning("order denied: %s", denied.reason, extra={"event": "order_denied"})
 
 
 def _unknown(exc: Exception):

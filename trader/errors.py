@@ -22,6 +22,10 @@ class DataError(InputError):
     """An OHLCV file or download that cannot be used."""
 
 
+class StrategyError(Exception):
+    """The strategy function failed or broke its contract: disable it and report."""
+
+
 class ExchangeError(Exception):
     """Base for errors coming from an exchange, translated at the adapter."""
 
@@ -32,3 +36,17 @@ class TemporaryExchangeError(ExchangeError):
 
 class OperationalExchangeError(ExchangeError):
     """Bad symbol, rejected credentials, insufficient funds: halt and alert."""
+
+
+class OrderOutcomeUnknown(TemporaryExchangeError):
+    """An order request got no usable answer (timeout, dropped connection, 5xx, bad body): the
+    order may or may not exist. Reconcile by its client order id before sending it again."""
+
+
+class InsufficientFunds(OperationalExchangeError):
+    """The exchange refused an order for lack of balance."""
+
+
+class OrderRejected(OperationalExchangeError):
+    """The exchange refused an order request as invalid: filters (step, minimum amount or
+    notional), a duplicate open client order id, or a cancel of an order that is not open."""

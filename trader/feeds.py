@@ -27,9 +27,11 @@ class MarketView:
     def bar_time(self) -> pd.Timestamp:
         return self.bars.index[-1]
 
-    @property
-    def bar(self) -> pd.Series:
-        return self.bars.iloc[-1]
+    def last_ohlc(self) -> tuple[float, float, float, float]:
+        """The bar that just closed, as floats (without building a row Series)."""
+        bars = self.bars
+        return (float(bars["open"].iat[-1]), float(bars["high"].iat[-1]),
+                float(bars["low"].iat[-1]), float(bars["close"].iat[-1]))
 
 
 class ReplayFeed:

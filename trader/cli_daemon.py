@@ -1,0 +1,165 @@
+"""`trader run`, `status`, `halt`, `resume`, `approve`: the daemon's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+
+def add_commands(sub) -> None:
+    run = sub.add_parser("run", help="run the daemon (paper unless --live)")
+    _files(run)
+    run.add_argument("--live", action="store_true", help="trade real money (needs keys and `trader approve --live`)")
+    run.add_argument("--replay", metavar="FILE", help="replay an OHLCV file through the engine on a simulated clock")
+    run.add_argument("--speed", default="max", help="replay pace: 'max' or bars per second (default: max)")
+    run.add_argument("--settle", type=float, default=5.0, help="seconds after a candle closes before the tick (default: 5)")
+    run.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (default in containers)")
+    run.add_argument("--log-text", dest="log_json", action="store_false", help="plain text log lines")
+    run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="what the daemon is doing, from the ledger")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+    halt = sub.add_parser("halt", help="stop new trading (the running daemon obeys at its next tick)")
+    halt.add_argument("--reason", default="halted by hand")
+    halt.set_defaults(handler=lambda a: _set_state("halted", a.reason))
+    resume = sub.add_parser("resume", help="resume trading after a halt")
+    resume.set_defaults(handler=lambda a: _set_state("running", None))
+
+    approve = sub.add_parser("approve", help="approve live trading of the exact current strategy version")
+    approve.add_argument("--live", action="store_true", required=True, help="approve live trading")
+    approve.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    approve.set_defaults(handler=_approve)
+
+
+def _files(parser) -> None:
+    parser.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    parser.add_argument("--goals", default="config/goals.yaml", help="goals YAML (default: %(default)s)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import RunOptions, Service, run_replay
+    from .logs import default_json, setup_logging
+
+    setup_logging(json_lines=default_json() if args.log_json is None else args.log_json)
+    speed = None
+    if args.speed != "max":
+        try:
+            speed = float(args.speed)
+            if speed <= 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--speed: {args.speed!r} is not 'max' or a positive number of bars per second") from None
+    options = RunOptions(
+        config_path=Path(args.config),
+        goals_path=Path(args.goals) if args.goals else None,
+        live=args.live,
+        replay=Path(args.replay) if args.replay else None,
+        speed=speed,
+        settle_seconds=args.settle,
+    )
+    if options.replay:
+        if options.live:
+            raise InputError("--replay and --live exclude each other: a replay always trades on paper")
+        import signal
+        import threading
+
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        summary = run_replay(options, stop)
+        print(json.dumps(summary, default=str))
+        return 0
+    from .health import port_from_env
+
+    options = RunOptions(**{**options.__dict__, "port": port_from_env()})
+    return Service(options, os.environ).run()
+
+
+def _ledger():
+    from .ledger import open_ledger, sessions
+
+    return sessions(open_ledger())
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .health import dumps
+    from .ledger.models import MAIN_BOOK
+    from .status import snapshot
+
+    with _ledger()() as s:
+        snap = snapshot(s, MAIN_BOOK)
+    if args.json:
+        print(dumps(snap))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="trader status", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    for key in ("mode", "state", "reason", "strategy_version", "symbol", "equity", "cash", "last_bar", "last_tick", "last_error"):
+        if key in snap and snap[key] is not None:
+            table.add_row(key.replace("_", " "), str(snap[key]))
+    if "position" in snap:
+        pos = snap["position"]
+        table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))
+    if snap.get("last_event"):
+        ev = snap["last_event"]
+        table.add_row("last event", f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}")
+    Console().print(table)
+    return 0
+
+
+def _set_state(state: str, reason: str | None) -> int:
+    from .ledger.models import MAIN_BOOK
+    from .status import set_state
+
+    try:
+        with _ledger().begin() as s:
+            set_state(s, MAIN_BOOK, state, reason)
+    except LookupError as exc:
+        raise InputError(str(exc)) from None
+    print("halted: the daemon places no new orders from its next tick" if state == "halted"
+          else "resumed: the daemon trades again from its next tick")
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from .config import load_strategy_config
+    from .ledger import store
+    from .ledger.models import Approval
+
+    config = load_strategy_config(args.config)
+    risk = config.risk
+    lines = [
+        f"LIVE trading approval for strategy version {config.version}",
+        f"  market:   {config.symbol} on {config.exchange}, {config.timeframe} candles",
+        f"  strategy: {config.strategy} {json.dumps(config.params.model_dump())}",
+        f"  risk:     stake {risk.stake_fraction:.0%} of equity, stop-loss "
+        f"{'off' if risk.stop_loss is None else f'{risk.stop_loss:.1%}'}, take-profit "
+        f"{'off' if risk.take_profit is None else f'{risk.take_profit:.1%}'}, fee {risk.fee:.3%}, slippage {risk.slippage:.3%}",
+        "Real orders with real money. Editing the strategy file later needs a new approval.",
+    ]
+    print("\n".join(lines))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError("not confirmed: run in a terminal to answer, or pass --yes")
+        answer = input(f"Type the version ({config.version}) to approve: ").strip()
+        if answer != config.version:
+            print("not approved")
+            return 1
+    with _ledger().begin() as s:
+        store.ensure_version(s, config, Path(args.config).read_text(encoding="utf-8"))
+        s.add(Approval(kind="live", strategy_version=config.version, detail={"symbol": config.symbol,
+                                                                            "exchange": config.exchange}))
+        store.record_event(s, "approval", f"live trading approved for version {config.version}")
+    print(f"approved: `trader run --live` may trade version {config.version}")
+    return 0

@@ -1,0 +1,351 @@
+"""The one start-up point: reads the user's files, opens the ledger, and wires the engine
+to a clock, a feed and a broker. Live trading, paper trading and replays differ only here.
+
+* `run_replay`: a file on a simulated clock, paper broker, as fast as possible (or paced).
+* `run_service`: APScheduler fires at every candle close (plus a settle delay); the exchange
+  feed; the paper broker, or the live one once the live gate is passed; the health server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Mapping
+
+from .config import StrategyConfig, load_strategy_config
+from .engine import Engine, split_symbol
+from .errors import ConfigError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
+from .goals import Goals, load_goals
+from .ledger import data_dir, database_url, open_ledger, sessions, store
+from .ledger.models import MAIN_BOOK, DaemonState
+from .timeframes import timeframe_seconds
+
+log = logging.getLogger("trader.daemon")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config_path: Path
+    goals_path: Path | None = None
+    live: bool = False
+    replay: Path | None = None
+    speed: float | None = None  # replay pace in bars per second; None: as fast as possible
+    database_url: str | None = None
+    port: int | None = None  # health server; None: none
+    settle_seconds: float = 5.0
+    book: str = MAIN_BOOK
+
+
+def lookback_for(config: StrategyConfig) -> int:
+    """Bars a tick feeds the strategy: ten warm-ups (at least 500), so that recursive
+    indicators (EMA, RSI) have forgotten their seed and agree with a full-history backtest."""
+    return max(10 * config.strategy_def().warmup(config.params), 500)
+
+
+def load_goals_if_any(path: Path | None) -> Goals | None:
+    if path is None:
+        return None
+    if not Path(path).exists():
+        log.warning("no goals file at %s: the drawdown kill switch is off", path)
+        return None
+    return load_goals(path)
+
+
+# -- the live gate ------------------------------------------------------------------------------
+
+
+def live_gate_problems(config: StrategyConfig, has_keys: bool, session) -> list[str]:
+    """Everything that stands between this daemon and real orders; empty when it may trade."""
+    problems = []
+    if not has_keys:
+        problems.append("the exchange keys are not in the environment (EXCHANGE_API_KEY, EXCHANGE_API_SECRET)")
+    approval = store.latest_approval(session, "live")
+    if approval is None:
+        problems.append(f"live trading has not been approved: run `trader approve --live` (strategy version {config.version})")
+    elif approval.strategy_version != config.version:
+        problems.append(
+            f"the live approval is for strategy version {approval.strategy_version}, but the strategy "
+            f"file is now version {config.version} (it was edited): review it and run `trader approve --live` again")
+    return problems
+
+
+# -- watching the strategy file -------------------------------------------------------------
+
+
+class ConfigWatcher:
+    """Notices edits of the strategy file before a tick; a bad edit is reported once and
+    the running version keeps trading."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = Path(path)
+        self.seen = _digest(text)
+
+    def poll(self) -> tuple[StrategyConfig, str] | ConfigError | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            text = f"<unreadable: {exc.__class__.__name__}>"
+        digest = _digest(text)
+        if digest == self.seen:
+            return None
+        self.seen = digest
+        try:
+            return load_strategy_config(self.path), text
+        except ConfigError as exc:
+            return exc
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def run_replay(options: RunOptions, stop: threading.Event | None = None) -> dict:
+    """Drive the engine through a file with the paper broker; returns the summary."""
+    from .brokers import PaperBroker
+    from .feeds import ReplayFeed
+    from .ohlcv import load_ohlcv
+
+    config = load_strategy_config(options.config_path)
+    goals = load_goals_if_any(options.goals_path)
+    frame = load_ohlcv(options.replay, timeframe=config.timeframe)
+    url = options.database_url or _fresh_replay_db()
+    factory = sessions(open_ledger(url))
+    _, quote = split_symbol(config.symbol)
+    engine = Engine(config=config, goals=goals, sessions=factory, broker=PaperBroker(quote),
+                    book=options.book, yaml_text=Path(options.config_path).read_text(encoding="utf-8"))
+    step = timedelta(seconds=timeframe_seconds(config.timeframe))
+    ticks = 0
+    started = time.perf_counter()
+    for view in ReplayFeed(frame, lookback_for(config)).views():
+        if stop is not None and stop.is_set():
+            break
+        engine.tick(view, now=(view.next_time or view.bar_time + step).to_pydatetime())
+        ticks += 1
+        if options.speed:
+            time.sleep(1.0 / options.speed)
+    elapsed = time.perf_counter() - started
+    with factory() as s:
+        summary = _summary(s, options.book, config, ticks, elapsed)
+    summary["database"] = url
+    return summary
+
+
+def _fresh_replay_db() -> str:
+    path = data_dir() / "replay.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _summary(session, book: str, config: StrategyConfig, ticks: int, elapsed: float) -> dict:
+    fills = store.fills_of(session, book)
+    equity = store.equity_of(session, book)
+    position = session.get(store.Position, book)
+    final = equity[-1].equity if equity else config.capital
+    closed = _closed_trades(fills)
+    return {
+        "ticks": ticks,
+        "seconds": round(elapsed, 3),
+        "ticks_per_second": round(ticks / elapsed, 1) if elapsed > 0 else None,
+        "fills": len(fills),
+        "trades": closed,
+        "final_equity": final,
+        "total_return": final / config.capital - 1.0,
+        "open_position": position.qty if position else 0.0,
+        "strategy_version": config.version,
+    }
+
+
+def _closed_trades(fills) -> int:
+    qty, closed = 0.0, 0
+    for fill in fills:
+        if fill.side == "buy":
+            qty += fill.amount
+        else:
+            qty -= fill.amount
+            if qty <= fill.amount * 1e-9:
+                qty, closed = 0.0, closed + 1
+    return closed
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+class Service:
+    """The 24/7 daemon: scheduler, feed, engine, health server, clean shutdown."""
+
+    def __init__(self, options: RunOptions, environ: Mapping[str, str]):
+        from .exchange import ExchangeAdapter
+
+        self.options = options
+        text = Path(options.config_path).read_text(encoding="utf-8")
+        self.config = load_strategy_config(options.config_path)
+        self.goals = load_goals_if_any(options.goals_path)
+        self.watcher = ConfigWatcher(options.config_path, text)
+        self.factory = sessions(open_ledger(options.database_url or database_url(environ)))
+        self.adapter = ExchangeAdapter.from_env(self.config.exchange, self.config.symbol, environ=environ)
+        self.stop = threading.Event()
+        self.timeframe = timeframe_seconds(self.config.timeframe)
+        if options.live:
+            with self.factory() as s:
+                problems = live_gate_problems(self.config, self.adapter.has_credentials(), s)
+            if problems:
+                raise InputError("live trading refused:\n  - " + "\n  - ".join(problems)
+                                 + "\nnothing was traded; without --live the daemon trades on paper")
+        self.engine = self._build_engine(text)
+
+    def _build_engine(self, text: str) -> Engine:
+        from .brokers import LiveBroker, PaperBroker
+        from .feeds import ExchangeFeed
+        from .risk import Limits, RiskEngine
+
+        base, quote = split_symbol(self.config.symbol)
+        limits, round_amount = Limits(), None
+        try:
+            rules = self.adapter.market_rules()
+            limits = Limits(rules.amount_step, rules.min_amount, rules.min_notional)
+            if self.options.live:
+                round_amount = self.adapter.round_amount
+        except (TemporaryExchangeError, OperationalExchangeError) as exc:
+            if self.options.live:
+                raise
+            log.warning("market limits unavailable, paper trading without them: %s", exc)
+        broker = LiveBroker(self.adapter, base, quote) if self.options.live else PaperBroker(quote)
+        risk = RiskEngine(self.config, self.goals, limits, round_amount)
+        self.feed = ExchangeFeed(self.adapter, self.config.timeframe, lookback_for(self.config))
+        return Engine(config=self.config, goals=self.goals, sessions=self.factory, broker=broker,
+                      risk=risk, book=self.options.book, yaml_text=text)
+
+    # -- one scheduled tick ----------------------------------------------------------------
+    def tick(self) -> None:
+        self._reload_config()
+        delay = 2.0
+        for attempt in range(1, 6):
+            if self.stop.is_set():
+                return
+            try:
+                report = self.engine.tick(self.feed.view())
+                self._note_error(None)
+                if not report.skipped:
+                    log.info("tick %s: equity %.2f, target %.2f, %s", report.bar_time.isoformat(), report.equity,
+                             report.target, report.state, extra={"event": "tick", "orders": report.orders})
+                return
+            except TemporaryExchangeError as exc:
+                wait = max(delay, float(getattr(exc, "retry_after", 0) or 0))
+                log.warning("temporary exchange error (attempt %d): %s; retrying in %.0f s", attempt, exc, wait,
+                            extra={"event": "retry"})
+                self._note_error(str(exc))
+                if self.stop.wait(wait):
+                    return
+                delay = min(delay * 2, self.timeframe / 4)
+            except (OperationalExchangeError, StrategyError) as exc:
+                self._halt(f"{exc.__class__.__name__}: {exc}")
+                return
+            except Exception as exc:  # keep the daemon alive; the next candle tries again
+                log.exception("tick failed: %s", exc.__class__.__name__, extra={"event": "error"})
+                self._note_error(f"{exc.__class__.__name__}: {exc}")
+                return
+        log.error("tick gave up after repeated temporary errors; the next candle tries again")
+
+    def _reload_config(self) -> None:
+        change = self.watcher.poll()
+        if change is None:
+            return
+        with self.factory.begin() as s:
+            if isinstance(change, ConfigError):
+                store.record_event(s, "config_rejected", str(change), self.options.book)
+                log.error("strategy file edit rejected, still trading version %s:\n%s", self.config.version, change,
+                          extra={"event": "config_rejected"})
+                return
+            config, text = change
+            if config.version == self.config.version:
+                return
+            problems = live_gate_problems(config, self.adapter.has_credentials(), s) if self.options.live else []
+        self.config = config
+        self.engine.use_config(config, text)
+        self.engine.trading_paused = "; ".join(problems) or None
+        if problems:
+            with self.factory.begin() as s:
+                store.record_event(s, "awaiting_approval", self.engine.trading_paused, self.options.book)
+            log.warning("new strategy version %s trades nothing new until approved: %s", config.version,
+                        self.engine.trading_paused, extra={"event": "awaiting_approval"})
+
+    def _note_error(self, message: str | None) -> None:
+        with self.factory.begin() as s:
+            state = s.get(DaemonState, self.options.book)
+            if state is not None and state.last_error != message:
+                state.last_error = message
+
+    def _halt(self, reason: str) -> None:
+        with self.factory.begin() as s:
+            state = s.get(DaemonState, self.options.book)
+            state.state, state.reason, state.last_error = "halted", reason, reason
+            store.record_event(s, "halted", reason, self.options.book)
+        log.error("HALTED: %s", reason, extra={"event": "halted"})
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from .health import HealthServer
+        from .status import health, snapshot
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())
+        server = None
+        if self.options.port is not None:
+            book, tf, settle = self.options.book, self.timeframe, self.options.settle_seconds
+
+            def status_now() -> dict:
+                with self.factory() as s:
+                    return snapshot(s, book)
+
+            def health_now() -> tuple[bool, str]:
+                with self.factory() as s:
+                    return health(s, book, tf, settle_seconds=settle)
+
+            server = HealthServer(status_now, health_now, port=self.options.port).start()
+            log.info("health and status on port %d", server.port, extra={"event": "http_started"})
+        with self.factory.begin() as s:
+            store.record_event(s, "started", f"{'live' if self.options.live else 'paper'} trading "
+                               f"{self.config.symbol} {self.config.timeframe} with version {self.config.version}",
+                               self.options.book)
+        log.info("started: %s %s on %s, %s mode, strategy version %s", self.config.strategy, self.config.symbol,
+                 self.config.exchange, "live" if self.options.live else "paper", self.config.version,
+                 extra={"event": "started"})
+        self.engine.resolve_pending()  # reconcile before anything new is decided
+        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        first = _next_close(datetime.now(timezone.utc), self.timeframe) + timedelta(seconds=self.options.settle_seconds)
+        # one job, so ticks never overlap; its first run is now, to catch up on the last close
+        scheduler.add_job(self.tick, IntervalTrigger(seconds=self.timeframe, start_date=first, timezone=timezone.utc),
+                          id="tick", max_instances=1, coalesce=True,
+                          misfire_grace_time=max(30, self.timeframe // 2),
+                          next_run_time=datetime.now(timezone.utc))
+        scheduler.start()
+        try:
+            while not self.stop.wait(1.0):
+                pass
+        finally:
+            log.info("stopping: waiting for the running tick to finish", extra={"event": "stopping"})
+            scheduler.shutdown(wait=True)
+            if server is not None:
+                server.stop()
+            with self.factory.begin() as s:
+                store.record_event(s, "stopped", "stopped by signal", self.options.book)
+            log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+
+def _next_close(now: datetime, seconds: int) -> datetime:
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp((epoch // seconds + 1) * seconds, tz=timezone.utc)

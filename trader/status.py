@@ -1,0 +1,79 @@
+"""What the daemon reports about itself, read from the ledger: the same answer for
+`GET /status`, `GET /health` and `trader status`. Never a secret."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .ledger import store
+from .ledger.models import DaemonState, EquityPoint, Event, Position
+
+
+def snapshot(session: Session, book: str) -> dict:
+    state = session.get(DaemonState, book)
+    if state is None:
+        return {"book": book, "state": "never started"}
+    position = session.get(Position, book)
+    last = session.scalars(select(EquityPoint).where(EquityPoint.book == book)
+                           .order_by(EquityPoint.time.desc())).first()
+    last_event = session.scalars(select(Event).where(Event.book == book)
+                                 .order_by(Event.id.desc())).first()
+    return {
+        "book": book,
+        "mode": state.mode,
+        "state": state.state,
+        "reason": state.reason,
+        "strategy_version": state.strategy_version,
+        "symbol": position.symbol if position else None,
+        "position": {
+            "qty": position.qty if position else 0.0,
+            "entry_price": position.entry_price if position and position.qty > 0 else None,
+            "target": position.acted_target if position else 0.0,
+        },
+        "equity": last.equity if last else None,
+        "cash": last.cash if last else None,
+        "peak_equity": state.peak_equity,
+        "last_bar": state.last_bar_time,
+        "last_tick": state.last_tick_at,
+        "last_error": state.last_error,
+        "last_event": {"time": last_event.time, "kind": last_event.kind, "message": last_event.message}
+        if last_event else None,
+    }
+
+
+def health(session: Session, book: str, timeframe_seconds: int, now: datetime | None = None,
+           settle_seconds: float = 0.0) -> tuple[bool, str]:
+    """Healthy while the last tick is recent (within two candles plus the settle delay) and
+    the daemon is not halted."""
+    now = now or datetime.now(timezone.utc)
+    state = session.get(DaemonState, book)
+    if state is None:
+        return False, "no tick yet"
+    if state.state == "halted":
+        return False, f"halted: {state.reason}"
+    if state.last_tick_at is None:
+        return False, "no tick yet"
+    allowed = timedelta(seconds=2 * timeframe_seconds + settle_seconds + 60)
+    age = now - state.last_tick_at
+    if age > allowed:
+        return False, f"last tick {int(age.total_seconds())} s ago (allowed {int(allowed.total_seconds())} s)"
+    return True, f"last tick {int(age.total_seconds())} s ago"
+
+
+def set_state(session: Session, book: str, state: str, reason: str | None) -> None:
+    """`trader halt` / `trader resume`: the running daemon reads this at its next tick."""
+    row = session.get(DaemonState, book)
+    if row is None:
+        raise LookupError(f"book {book!r} has never run: nothing to {'halt' if state == 'halted' else 'resume'}")
+    row.state, row.reason = state, reason
+    if state == "running":
+        last = session.scalars(select(EquityPoint).where(EquityPoint.book == book)
+                               .order_by(EquityPoint.time.desc())).first()
+        if last is not None:
+            # measure drawdown afresh from here, or the old breach would halt it again at once
+            row.peak_equity = last.equity
+    store.record_event(session, "halted" if state == "halted" else "resumed",
+                       reason or ("halted by hand" if state == "halted" else "resumed by hand"), book)
