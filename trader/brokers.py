@@ -34,6 +34,9 @@ class Broker(Protocol):
 
     def resolve(self, order, fee_rate: float) -> Execution: ...
 
+    def available_cash(self) -> float | None:
+        """What the exchange lets us spend now, when that can differ from the ledger."""
+
 
 class PaperBroker:
     mode = "paper"
@@ -45,6 +48,9 @@ class PaperBroker:
         fill = NewFill(trade_id=f"paper-{client_order_id}", side=plan.side, amount=plan.amount,
                        price=plan.price, fee=plan.fee, fee_currency=self.quote, time=when)
         return Execution("filled", ((fill, plan.cash_change),))
+
+    def available_cash(self) -> float | None:
+        return None  # the ledger's cash is all there is
 
     def resolve(self, order, fee_rate: float) -> Execution:
         """An intent a crash left behind: the paper exchange is this process, so it was never
@@ -75,6 +81,10 @@ class LiveBroker:
         except (InsufficientFunds, OrderRejected) as exc:
             return Execution("rejected", error=str(exc))
         return self._booked(order)
+
+    def available_cash(self) -> float | None:
+        free, _used, _total = self.adapter.fetch_balance().get(self.quote, (0.0, 0.0, 0.0))
+        return float(free)
 
     def resolve(self, order, fee_rate: float) -> Execution:
         found = self.adapter.fetch_order(order.client_order_id)

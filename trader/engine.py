@@ -160,7 +160,13 @@ class Engine:
             if self.trading_paused:
                 log.warning("not trading: %s", self.trading_paused, extra={"event": "trading_paused"})
             else:
-                plan = self.risk.plan_for_target(want, position.qty, cash.free, view.next_open, reason)
+                # the ledger's cash is the bot's budget (`capital` plus its results); live,
+                # the exchange's free balance caps it: money moved elsewhere is not spent
+                spendable = cash.free
+                available = self.broker.available_cash()
+                if available is not None and available < spendable:
+                    spendable = available
+                plan = self.risk.plan_for_target(want, position.qty, spendable, view.next_open, reason)
                 if not isinstance(plan, OrderPlan):
                     position.acted_target = want
                     if isinstance(plan, OrderDenied):

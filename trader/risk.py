@@ -61,7 +61,10 @@ class RiskEngine:
         if reason < 0:
             return None
         paid, change = rules.close_out(qty, price, risk.fee)
-        return OrderPlan("sell", float(qty), float(price), float(paid), float(change), REASONS[reason])
+        plan = self._sendable("sell", float(qty), float(price), float(paid), float(change),
+                              REASONS[reason], whole=True)
+        # a dust remainder the market will not take cannot be stopped out: leave it be
+        return plan if isinstance(plan, OrderPlan) else None
 
     # -- the strategy's target -----------------------------------------------------------
     def plan_for_target(self, want: float, qty: float, cash: float, price: float,
@@ -71,23 +74,30 @@ class RiskEngine:
             want, qty, cash, price, risk.stake_fraction, risk.fee, risk.slippage)
         if side == rules.NONE:
             return None
-        side_name = "buy" if side == rules.BUY else "sell"
-        amount = float(amount)
+        return self._sendable("buy" if side == rules.BUY else "sell", float(amount), float(fill),
+                              float(paid), float(change), reason, whole=want <= 0.0)
+
+    def _sendable(self, side: str, amount: float, fill: float, paid: float, change: float,
+                  reason: str, whole: bool) -> OrderPlan | OrderDenied:
+        """The order as the market will take it: the amount on the market's step (live), and
+        within its minimum amount and notional."""
         if self.round_amount is not None:
-            # floor, never round up: a buy must not spend more than the cash it was sized on
-            amount = float(self.round_amount(amount))
+            # floor, never round up: a buy must not spend more than it was sized on; selling
+            # everything forgives float noise (a sum of partial fills a hair under the step)
+            raw = amount * (1.0 + 1e-9) if whole else amount
+            rounded = float(self.round_amount(raw))
+            if rounded != amount:
+                amount = rounded
+                paid = amount * fill * self.config.risk.fee
+                change = -(amount * fill + paid) if side == "buy" else amount * fill - paid
         if amount <= 0.0:
-            return OrderDenied(f"{side_name} amount rounds to zero at the market's precision")
+            return OrderDenied(f"{side} amount rounds to zero at the market's precision")
         if amount < self.limits.min_amount:
-            return OrderDenied(f"{side_name} of {amount:g} is below the market's minimum amount {self.limits.min_amount:g}")
+            return OrderDenied(f"{side} of {amount:g} is below the market's minimum amount {self.limits.min_amount:g}")
         if amount * fill < self.limits.min_notional:
             return OrderDenied(
-                f"{side_name} of {amount * fill:.2f} is below the market's minimum notional {self.limits.min_notional:g}")
-        if self.round_amount is not None:
-            # the amount changed: recompute the modeled costs for what is actually sent
-            paid = amount * fill * risk.fee
-            change = -(amount * fill + paid) if side_name == "buy" else amount * fill - paid
-        return OrderPlan(side_name, amount, float(fill), float(paid), float(change), reason)
+                f"{side} of {amount * fill:.2f} is below the market's minimum notional {self.limits.min_notional:g}")
+        return OrderPlan(side, amount, fill, paid, change, reason)
 
     # -- the kill switch -------------------------------------------------------------------
     def drawdown_breach(self, equity: float, peak: float) -> str | None:

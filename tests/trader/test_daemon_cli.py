@@ -1,0 +1,79 @@
+"""The daemon's commands as a user runs them: the live gate, halt and resume, status, replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import BTC_1H, ROOT, STRATEGY_YAML
+
+KEYS = {"EXCHANGE_API_KEY": "live-key-Zq8u2XkP", "EXCHANGE_API_SECRET": "live-secret-Jr5vN1wQ"}
+
+
+def trader(*args, env=None, data_dir=None, stdin=None, timeout=120):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("EXCHANGE_", "DATABASE_URL"))}
+    environ["TRADER_DATA_DIR"] = str(data_dir)
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-m", "trader.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=environ, timeout=timeout, input=stdin)
+
+
+def test_live_is_refused_without_keys_and_approval(tmp_path):
+    done = trader("run", "--live", "--config", STRATEGY_YAML, data_dir=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "EXCHANGE_API_KEY" in done.stderr and "has not been approved" in done.stderr
+    assert "nothing was traded" in done.stderr
+
+
+def test_live_is_refused_after_the_file_was_edited(tmp_path):
+    approved = trader("approve", "--live", "--yes", "--config", STRATEGY_YAML, data_dir=tmp_path)
+    assert approved.returncode == 0, approved.stderr
+    assert "LIVE trading approval" in approved.stdout and "stop-loss 5.0%" in approved.stdout
+    edited = tmp_path / "strategy.yaml"
+    edited.write_text(STRATEGY_YAML.read_text().replace("fast: 20", "fast: 21"))
+    done = trader("run", "--live", "--config", edited, env=KEYS, data_dir=tmp_path)
+    assert done.returncode == 2
+    assert "the live approval is for strategy version" in done.stderr and "(it was edited)" in done.stderr
+    assert KEYS["EXCHANGE_API_KEY"] not in done.stderr + done.stdout
+    assert KEYS["EXCHANGE_API_SECRET"] not in done.stderr + done.stdout
+
+
+def test_approve_asks_and_refuses_without_a_terminal(tmp_path):
+    done = trader("approve", "--live", "--config", STRATEGY_YAML, data_dir=tmp_path, stdin="")
+    assert done.returncode == 2 and "pass --yes" in done.stderr
+
+
+def test_replay_status_halt_and_resume(tmp_path):
+    db = tmp_path / "replay.db"
+    done = trader("run", "--replay", BTC_1H, "--config", STRATEGY_YAML, "--goals", tmp_path / "none.yaml",
+                  "--log-json", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["ticks"] == 3000 and summary["trades"] == 28
+    assert summary["final_equity"] == pytest.approx(24707.075206599715, rel=1e-12)
+    # the log lines before the summary are JSON, one event per line
+    logs = [json.loads(line) for line in done.stdout.strip().splitlines()[:-1]]
+    assert len(logs) > 50 and {"order_intent", "order_filled"} <= {entry.get("event") for entry in logs}
+    assert db.exists()
+
+    env = {"DATABASE_URL": f"sqlite:///{db}"}
+    status = trader("status", "--json", env=env, data_dir=tmp_path)
+    snap = json.loads(status.stdout)
+    assert snap["state"] == "running" and snap["equity"] == pytest.approx(24707.075206599715)
+    assert trader("halt", "--reason", "holiday", env=env, data_dir=tmp_path).returncode == 0
+    snap = json.loads(trader("status", "--json", env=env, data_dir=tmp_path).stdout)
+    assert snap["state"] == "halted" and snap["reason"] == "holiday"
+    assert trader("resume", env=env, data_dir=tmp_path).returncode == 0
+    snap = json.loads(trader("status", "--json", env=env, data_dir=tmp_path).stdout)
+    assert snap["state"] == "running" and snap["last_event"]["kind"] == "resumed"
+    table = trader("status", env=env, data_dir=tmp_path)
+    assert "running" in table.stdout and "f67d3370f38b" in table.stdout
+
+
+def test_halt_before_any_run_is_a_clear_error(tmp_path):
+    done = trader("halt", data_dir=tmp_path)
+    assert done.returncode == 2 and "has never run" in done.stderr

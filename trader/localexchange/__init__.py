@@ -1,0 +1,35 @@
+"""A local exchange speaking Binance's spot REST API: a test and development tool.
+
+ccxt's unmodified binance class talks to it over real HTTP on 127.0.0.1. Its market is a
+candle frame replayed by a controllable clock; its account matches MARKET and LIMIT orders
+deterministically; faults (latency, HTTP errors, dropped answers, bad JSON, clock skew) can
+be injected per endpoint. See server.LocalExchange.
+"""
+
+from __future__ import annotations
+
+from trader.localexchange.clock import Clock
+from trader.localexchange.faults import (
+    ClockSkew,
+    DropAfterAccept,
+    HttpError,
+    Latency,
+    Malformed,
+    banned,
+    clock_skew,
+    drop_after_accept,
+    gateway_timeout,
+    http_error,
+    latency,
+    maintenance,
+    malformed,
+    rate_limited,
+    server_error,
+)
+from trader.localexchange.server import LocalExchange, RequestRecord
+
+__all__ = [
+    "Clock", "ClockSkew", "DropAfterAccept", "HttpError", "Latency", "LocalExchange", "Malformed",
+    "RequestRecord", "banned", "clock_skew", "drop_after_accept", "gateway_timeout", "http_error", "latency",
+    "maintenance", "malformed", "rate_limited", "server_error",
+]

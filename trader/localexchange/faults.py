@@ -1,0 +1,160 @@
+"""Fault injection for the local exchange: what can go wrong between us and an exchange.
+
+    exchange.inject("POST /api/v3/order", drop_after_accept())
+    exchange.inject("/api/v3/ticker/*", latency(2.0), times=3)
+    exchange.inject("*", rate_limited(retry_after=7))
+
+A pattern is an fnmatch glob matched against "METHOD /path" and against "/path". Every rule
+that matches a request applies to it and uses up one of its `times` (None: forever). All
+methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wait this long before handling the request (which is still handled: a client that timed
+    out may have placed an order anyway)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """Answer with this status and Binance error body instead of handling the request."""
+
+    status: int
+    code: int | None
+    msg: str
+    retry_after: float | None = None
+    raw_body: str | None = None  # served as-is (text/html) instead of the JSON body, e.g. a proxy's page
+
+
+@dataclass(frozen=True)
+class DropAfterAccept:
+    """Handle the request (an order is placed), then close the connection without answering."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """Answer 200 with a truncated JSON body; `process` says whether the request is handled first."""
+
+    process: bool = True
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """Judge the request's timestamp as if the exchange's wall clock were `ms` ahead (or behind)."""
+
+    ms: int
+
+
+Fault = Latency | HttpError | DropAfterAccept | Malformed | ClockSkew
+
+
+# -- the usual suspects ------------------------------------------------------------------
+
+
+def latency(seconds: float) -> Latency:
+    return Latency(seconds)
+
+
+def http_error(status: int, code: int | None, msg: str, retry_after: float | None = None) -> HttpError:
+    return HttpError(status, code, msg, retry_after)
+
+
+def rate_limited(retry_after: float = 1, status: int = 429) -> HttpError:
+    """429 (or 418 once banned), as Binance answers too much request weight."""
+    msg = (
+        "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
+        "Please use WebSocket Streams for live updates to avoid polling the API."
+    )
+    return HttpError(status, -1003, msg, retry_after)
+
+
+def banned(retry_after: float = 120) -> HttpError:
+    return HttpError(418, -1003, "Way too much request weight used; IP banned until further notice.", retry_after)
+
+
+def server_error(status: int = 503, retry_after: float | None = None) -> HttpError:
+    if status == 503:
+        return HttpError(503, -1008, "Server is currently overloaded with other requests. Please try again in a few minutes.",
+                         retry_after)
+    return HttpError(status, -1001, "Internal error; unable to process your request. Please try again.", retry_after)
+
+
+def maintenance(retry_after: float | None = None) -> HttpError:
+    return HttpError(503, 1, "System is under maintenance.", retry_after)
+
+
+def gateway_timeout() -> HttpError:
+    """A proxy's 504: no Binance body, and the request's fate is unknown."""
+    return HttpError(504, None, "Gateway Timeout", None, "<html><body><h1>504 Gateway Time-out</h1></body></html>")
+
+
+def drop_after_accept() -> DropAfterAccept:
+    return DropAfterAccept()
+
+
+def malformed(process: bool = True) -> Malformed:
+    return Malformed(process)
+
+
+def clock_skew(ms: int) -> ClockSkew:
+    return ClockSkew(ms)
+
+
+# -- the registry --------------------------------------------------------------------------
+
+
+@dataclass
+class _Rule:
+    pattern: str
+    fault: Fault
+    remaining: int | None
+
+
+class FaultInjector:
+    """Rules queued by tests, consumed by requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+        self.applied: list[tuple[str, Fault]] = []  # ("METHOD /path", fault), in order
+
+    def inject(self, pattern: str, fault: Fault, times: int | None = 1) -> None:
+        if not isinstance(fault, (Latency, HttpError, DropAfterAccept, Malformed, ClockSkew)):
+            raise TypeError(f"not a fault: {fault!r}")
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1 (or None for every request)")
+        with self._lock:
+            self._rules.append(_Rule(pattern, fault, times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def pending(self) -> int:
+        """How many rules still have uses left."""
+        with self._lock:
+            return len(self._rules)
+
+    def take(self, method: str, path: str) -> list[Fault]:
+        """The faults for this request, in the order they were injected."""
+        request = f"{method} {path}"
+        taken: list[Fault] = []
+        with self._lock:
+            for rule in list(self._rules):
+                if fnmatch.fnmatchcase(request, rule.pattern) or fnmatch.fnmatchcase(path, rule.pattern):
+                    taken.append(rule.fault)
+                    self.applied.append((request, rule.fault))
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            self._rules.remove(rule)
+        return taken

@@ -1,0 +1,298 @@
+"""Orders, trades and balances of the local exchange: one account, one symbol, Decimal maths.
+
+Matching model (deterministic, no order book):
+
+* MARKET orders, and LIMIT orders that are marketable when placed, fill at once at the
+  current price (the open of the candle in progress) as `partial_fills` taker trades of
+  near-equal size.
+* Other LIMIT orders rest with their cost locked, and fill at their limit price as maker
+  trades: one part per candle whose revealed range reaches the price (low <= price for a
+  buy, high >= price for a sell). A candle counts only if it opened at or after the order
+  (the part of a candle before the order is unknowable); the candle in progress counts by
+  its open alone, so a price that gaps through the limit still fills.
+* The fee is fee_rate * notional, charged in the quote currency: a buy pays notional + fee,
+  a sell receives notional - fee. A resting buy locks notional + fee.
+* Order ids and trade ids count from 1.
+
+Callers hold the exchange's lock; nothing here is thread-safe on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+from trader.localexchange.apierrors import (
+    DUPLICATE_ORDER,
+    INSUFFICIENT_BALANCE,
+    MARKET_CLOSED,
+    ApiError,
+    filter_failure,
+)
+from trader.localexchange.clock import Clock
+from trader.localexchange.market import Candles, SymbolSpec, dec
+
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+_FEE_QUANTUM = Decimal("0.00000001")
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_order_id: str
+    symbol: str  # exchange id, "BTCUSDT"
+    side: str  # "BUY" | "SELL"
+    type: str  # "MARKET" | "LIMIT"
+    time_in_force: str | None
+    price: Decimal  # limit price; 0 for MARKET, as Binance shows it
+    orig_qty: Decimal
+    time: int
+    executed_qty: Decimal = Decimal(0)
+    cumulative_quote_qty: Decimal = Decimal(0)
+    status: str = "NEW"
+    update_time: int = 0
+    locked: Decimal = Decimal(0)  # what this order still holds locked (quote for buys, base for sells)
+    parts: list[Decimal] = field(default_factory=list)  # quantities still to fill, in order
+    next_candle_ms: int = 0  # candles opening before this cannot fill it (any more)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def to_dict(self) -> dict:
+        return {
+            "order_id": self.order_id, "client_order_id": self.client_order_id, "symbol": self.symbol,
+            "side": self.side, "type": self.type, "time_in_force": self.time_in_force,
+            "price": float(self.price), "orig_qty": float(self.orig_qty),
+            "executed_qty": float(self.executed_qty), "cumulative_quote_qty": float(self.cumulative_quote_qty),
+            "status": self.status, "time": self.time, "update_time": self.update_time, "locked": float(self.locked),
+        }
+
+
+@dataclass(frozen=True)
+class Trade:
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: int
+    is_maker: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "trade_id": self.trade_id, "order_id": self.order_id, "symbol": self.symbol, "side": self.side,
+            "price": float(self.price), "qty": float(self.qty), "quote_qty": float(self.quote_qty),
+            "commission": float(self.commission), "commission_asset": self.commission_asset,
+            "time": self.time, "is_maker": self.is_maker,
+        }
+
+
+class Engine:
+    """The account and its matching, driven by the clock and the candles."""
+
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        candles: Candles,
+        clock: Clock,
+        balances: dict[str, float],
+        *,
+        fee_rate: float,
+        partial_fills: int,
+    ) -> None:
+        if partial_fills < 1:
+            raise ValueError("partial_fills must be >= 1")
+        self.spec = spec
+        self.candles = candles
+        self.clock = clock
+        self.fee_rate = dec(fee_rate)
+        self.partial_fills = int(partial_fills)
+        # asset -> [free, locked]
+        self.wallet: dict[str, list[Decimal]] = {a.upper(): [dec(v), Decimal(0)] for a, v in balances.items()}
+        for asset in (spec.base, spec.quote):
+            self.wallet.setdefault(asset, [Decimal(0), Decimal(0)])
+        self.orders: list[Order] = []
+        self.trades: list[Trade] = []
+        self._next_order_id = 1
+        self._next_trade_id = 1
+        self._cancel_ids = 0
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def next_order_id(self) -> int:
+        return self._next_order_id
+
+    def find(self, order_id: int | None = None, client_order_id: str | None = None) -> Order | None:
+        """By order id, else by client id (the newest order carrying it: ids are reusable once closed)."""
+        if order_id is not None:
+            return self.orders[order_id - 1] if 1 <= order_id <= len(self.orders) else None
+        for order in reversed(self.orders):
+            if order.client_order_id == client_order_id:
+                return order
+        return None
+
+    def fee(self, notional: Decimal) -> Decimal:
+        return (notional * self.fee_rate).quantize(_FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+    # -- placing and cancelling ------------------------------------------------------------
+
+    def place(
+        self,
+        *,
+        side: str,
+        type: str,
+        quantity: Decimal | None,
+        quote_order_qty: Decimal | None,
+        price: Decimal | None,
+        time_in_force: str | None,
+        client_order_id: str,
+    ) -> tuple[Order, list[Trade]]:
+        """Validate against the filters and the balance, then fill or rest. Raises ApiError."""
+        self.sync()
+        spec, now = self.spec, self.clock.now_ms()
+        current = self.candles.current_price(now)
+        if current is None:
+            raise ApiError(*MARKET_CLOSED)
+
+        if type == "MARKET" and quantity is None:
+            # quoteOrderQty: spend (or receive) about this much quote; the quantity is floored to the step.
+            quantity = (quote_order_qty / current).quantize(spec.step, rounding=ROUND_DOWN)
+        assert quantity is not None
+        if type == "LIMIT":
+            assert price is not None
+            if price < spec.min_price or price > spec.max_price or price % spec.tick != 0:
+                raise filter_failure("PRICE_FILTER")
+        if quantity < spec.min_qty or quantity > spec.max_qty or (quantity - spec.min_qty) % spec.step != 0:
+            raise filter_failure("LOT_SIZE")
+        reference = price if type == "LIMIT" else current
+        if quantity * reference < spec.min_notional or (type == "LIMIT" and quantity * reference > spec.max_notional):
+            raise filter_failure("NOTIONAL")
+        if any(o.is_open and o.client_order_id == client_order_id for o in self.orders):
+            raise ApiError(-2010, DUPLICATE_ORDER)
+
+        marketable = type == "MARKET" or (side == "BUY" and price >= current) or (side == "SELL" and price <= current)
+        parts = self._split(quantity)
+        # What to lock: a buy holds the quote cost plus fees at the worst price it can pay.
+        if side == "BUY":
+            worst = current if type == "MARKET" else price
+            asset, need = spec.quote, sum((p * worst + self.fee(p * worst) for p in parts), Decimal(0))
+        else:
+            asset, need = spec.base, quantity
+        if self.wallet[asset][0] < need:
+            raise ApiError(-2010, INSUFFICIENT_BALANCE)
+
+        order = Order(
+            order_id=self._next_order_id, client_order_id=client_order_id, symbol=spec.id, side=side, type=type,
+            time_in_force=time_in_force if type == "LIMIT" else None, price=price if type == "LIMIT" else Decimal(0),
+            orig_qty=quantity, time=now, update_time=now, locked=need, parts=parts, next_candle_ms=now,
+        )
+        self._next_order_id += 1
+        self.orders.append(order)
+        self._move(asset, need, lock=True)
+
+        trades: list[Trade] = []
+        if marketable:
+            while order.parts:
+                trades.append(self._fill(order, current, now, maker=False))
+        elif time_in_force in ("IOC", "FOK"):
+            # Nothing is fillable now (liquidity is unlimited, so FOK and IOC agree): expire.
+            order.status = "EXPIRED"
+            order.parts = []
+            self._release(order)
+        return order, trades
+
+    def cancel(self, order: Order) -> str:
+        """Cancel an open order, releasing what it locked; returns the cancel's own client id."""
+        order.status = "CANCELED"
+        order.update_time = self.clock.now_ms()
+        order.parts = []
+        self._release(order)
+        self._cancel_ids += 1
+        return f"cancel-{self._cancel_ids}"
+
+    # -- matching resting orders -----------------------------------------------------------
+
+    def sync(self) -> None:
+        """Fill resting LIMIT orders against the candles revealed since they were last looked at.
+
+        Candles are walked in time order (all orders per candle), so trade ids follow time.
+        """
+        resting = [o for o in self.orders if o.is_open and o.type == "LIMIT"]
+        if not resting:
+            return
+        candles, now = self.candles, self.clock.now_ms()
+        start = candles.first_at_or_after(min(o.next_candle_ms for o in resting))
+        for i in range(start, candles.revealed(now)):
+            t = candles.open_time(i)
+            closed = candles.is_closed(i, now)
+            o_, h, l, _, _ = candles.known(i, now)
+            for order in resting:
+                if not order.is_open or order.next_candle_ms > t:
+                    continue
+                opened = candles.price(o_)
+                if order.side == "BUY":
+                    at_open, crossed = opened <= order.price, candles.price(l) <= order.price
+                else:
+                    at_open, crossed = opened >= order.price, candles.price(h) >= order.price
+                if crossed:
+                    fill_time = t if at_open else t + candles.interval_ms - 1
+                    self._fill(order, order.price, fill_time, maker=True)
+                if crossed or closed:  # an unfilled candle in progress may still fill when it closes
+                    order.next_candle_ms = t + candles.interval_ms
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _split(self, quantity: Decimal) -> list[Decimal]:
+        """Near-equal parts on the step grid, the remainder on the last one."""
+        steps = int(quantity / self.spec.step)
+        n = max(1, min(self.partial_fills, steps))
+        part = (Decimal(steps // n) * self.spec.step).quantize(self.spec.step)
+        parts = [part] * (n - 1)
+        return parts + [quantity - part * (n - 1)]
+
+    def _fill(self, order: Order, price: Decimal, time: int, *, maker: bool) -> Trade:
+        qty = order.parts.pop(0)
+        notional = qty * price
+        fee = self.fee(notional)
+        spec = self.spec
+        if order.side == "BUY":
+            self._spend_locked(spec.quote, order, notional + fee)
+            self.wallet[spec.base][0] += qty
+        else:
+            self._spend_locked(spec.base, order, qty)
+            self.wallet[spec.quote][0] += notional - fee
+        order.executed_qty += qty
+        order.cumulative_quote_qty += notional
+        order.update_time = time
+        order.status = "FILLED" if not order.parts else "PARTIALLY_FILLED"
+        trade = Trade(
+            trade_id=self._next_trade_id, order_id=order.order_id, symbol=order.symbol, side=order.side,
+            price=price, qty=qty, quote_qty=notional, commission=fee, commission_asset=spec.quote,
+            time=time, is_maker=maker,
+        )
+        self._next_trade_id += 1
+        self.trades.append(trade)
+        if order.status == "FILLED":
+            self._release(order)  # a marketable buy that paid less than it locked gets the rest back
+        return trade
+
+    def _spend_locked(self, asset: str, order: Order, amount: Decimal) -> None:
+        self.wallet[asset][1] -= amount
+        order.locked -= amount
+
+    def _release(self, order: Order) -> None:
+        asset = self.spec.quote if order.side == "BUY" else self.spec.base
+        self._move(asset, order.locked, lock=False)
+        order.locked = Decimal(0)
+
+    def _move(self, asset: str, amount: Decimal, *, lock: bool) -> None:
+        free_locked = self.wallet[asset]
+        sign = 1 if lock else -1
+        free_locked[0] -= sign * amount
+        free_locked[1] += sign * amount
