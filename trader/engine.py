@@ -27,7 +27,9 @@ from .errors import StrategyError, TemporaryExchangeError
 from .feeds import MarketView
 from .goals import Goals
 from .ledger import store
-from .ledger.models import MAIN_BOOK, Order
+from sqlalchemy import select
+
+from .ledger.models import MAIN_BOOK, DaemonState, Order
 from .risk import OrderDenied, OrderPlan, RiskEngine
 
 log = logging.getLogger("trader.engine")
@@ -112,7 +114,12 @@ class Engine:
 
     def _tick(self, s, view: MarketView, now: datetime, bar_time: datetime, report: TickReport) -> TickReport:
         state, position, cash = self._rows(s)
-        s.refresh(state)  # `trader halt` / `resume` may have changed it from another process
+        # `trader halt` / `resume` may have changed the state from another process: a cheap
+        # look at the columns they write, and a full refresh only when one differs
+        seen = s.execute(select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity)
+                         .where(DaemonState.book == self.book)).one()
+        if tuple(seen) != (state.state, state.reason, state.peak_equity):
+            s.refresh(state)
         if state.last_bar_time is not None and bar_time <= state.last_bar_time:
             report.skipped, report.state = True, state.state
             return report

@@ -22,13 +22,16 @@ class MarketView:
     bars: pd.DataFrame  # closed bars, oldest first; the last one has just closed
     next_open: float | None  # the open of the bar in progress (None at the end of a replay)
     next_time: pd.Timestamp | None  # its open time
+    ohlc: tuple[float, float, float, float] | None = None  # the last bar, when the feed has it handy
 
     @property
     def bar_time(self) -> pd.Timestamp:
         return self.bars.index[-1]
 
     def last_ohlc(self) -> tuple[float, float, float, float]:
-        """The bar that just closed, as floats (without building a row Series)."""
+        """The bar that just closed, as floats."""
+        if self.ohlc is not None:
+            return self.ohlc
         bars = self.bars
         return (float(bars["open"].iat[-1]), float(bars["high"].iat[-1]),
                 float(bars["low"].iat[-1]), float(bars["close"].iat[-1]))
@@ -47,14 +50,16 @@ class ReplayFeed:
         return len(self.frame)
 
     def views(self, start: int = 0) -> Iterator[MarketView]:
-        frame, opens, index = self.frame, self.frame["open"].to_numpy(), self.frame.index
+        frame, index = self.frame, self.frame.index
+        prices = frame[["open", "high", "low", "close"]].to_numpy(dtype=float).tolist()
         n = len(frame)
         for i in range(start, n):
             nxt = i + 1 < n
             yield MarketView(
                 bars=frame.iloc[max(0, i - self.lookback + 1): i + 1],
-                next_open=float(opens[i + 1]) if nxt else None,
+                next_open=prices[i + 1][0] if nxt else None,
                 next_time=index[i + 1] if nxt else None,
+                ohlc=tuple(prices[i]),
             )
 
 

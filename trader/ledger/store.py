@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from .models import (
@@ -150,8 +150,11 @@ def record_fill(session: Session, order: Order, fill: NewFill, *, cash_change: f
 
 def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,
                   qty: float, price: float, target: float, strategy_version: str) -> None:
-    session.add(EquityPoint(book=book, time=time, equity=equity, cash=cash, position_qty=qty,
-                            price=price, target=target, strategy_version=strategy_version))
+    # a plain INSERT: one row per tick is the ledger's hottest write, and nothing reads the
+    # row back as an object in the same session
+    session.execute(insert(EquityPoint), [dict(
+        book=book, time=time, equity=equity, cash=cash, position_qty=qty, price=price,
+        target=target, strategy_version=strategy_version)])
 
 
 def record_event(session: Session, kind: str, message: str, book: str | None = None,
