@@ -1,0 +1,108 @@
+"""The ledger itself: migrations that match the models, WAL mode, data kept across opens,
+fills booked once, and the status read from it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from trader.ledger import database_url, open_ledger, sessions, store
+from trader.ledger.models import Base, DaemonState, Order
+from trader.status import health
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+def test_the_migrations_build_exactly_the_models(engine):
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == [], "the models changed without a migration: add one under trader/ledger/migrations"
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(engine):
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_reopening_and_upgrading_keeps_the_data(tmp_path, config):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with sessions(open_ledger(url)).begin() as s:
+        store.ensure_version(s, config, "yaml text")
+        store.record_event(s, "started", "first run")
+    with sessions(open_ledger(url)).begin() as s:  # upgrade to head again: a no-op that keeps rows
+        assert s.get(store.StrategyVersion, config.version).yaml_text == "yaml text"
+        assert s.query(store.Event).one().message == "first run"
+
+
+def test_a_fill_is_booked_once(engine, config):
+    factory = sessions(engine)
+    with factory.begin() as s:
+        store.ensure_version(s, config)
+        store.book_rows(s, "main", "BTC/USD", "USD", "BTC", 1000.0, "paper")
+        order = store.add_intent(s, client_order_id="c1", book="main", mode="paper", symbol="BTC/USD",
+                                 side="buy", amount=0.1, price=100.0, reason="signal",
+                                 strategy_version=config.version, bar_time=T0)
+        fill = store.NewFill("t1", "buy", 0.1, 100.0, 0.01, "USD", T0)
+        assert store.record_fill(s, order, fill, cash_change=-10.01, base="BTC", quote="USD")
+        assert not store.record_fill(s, order, fill, cash_change=-10.01, base="BTC", quote="USD")
+    with factory() as s:
+        position = s.get(store.Position, "main")
+        cash = s.get(store.Balance, ("main", "USD"))
+        assert position.qty == 0.1 and position.entry_price == 100.0
+        assert cash.free == pytest.approx(989.99)
+        assert len(store.fills_of(s, "main")) == 1
+
+
+def test_a_client_order_id_is_unique(engine, config):
+    from sqlalchemy.exc import IntegrityError
+
+    factory = sessions(engine)
+    with pytest.raises(IntegrityError):
+        with factory.begin() as s:
+            store.ensure_version(s, config)
+            for _ in range(2):
+                s.add(Order(client_order_id="same", book="main", mode="paper", symbol="BTC/USD", side="buy",
+                            amount=1.0, reason="signal", strategy_version=config.version, bar_time=T0))
+                s.flush()
+
+
+def test_naive_datetimes_are_refused(engine, config):
+    factory = sessions(engine)
+    with pytest.raises(Exception, match="naive datetime"):
+        with factory.begin() as s:
+            store.ensure_version(s, config)
+            store.record_event(s, "x", "y")
+            s.add(DaemonState(book="b", state="running", mode="paper", last_tick_at=datetime(2024, 1, 1)))
+            s.flush()
+
+
+def test_database_url_from_the_environment(tmp_path):
+    assert database_url({"TRADER_DATA_DIR": str(tmp_path)}) == f"sqlite:///{tmp_path / 'trader.db'}"
+    assert database_url({"DATABASE_URL": "postgres://u:p@h:5432/db"}) == "postgresql+psycopg://u:p@h:5432/db"
+    assert database_url({"DATABASE_URL": "postgresql://u:p@h/db"}) == "postgresql+psycopg://u:p@h/db"
+    assert database_url({"DATABASE_URL": "sqlite:////x/y.db"}) == "sqlite:////x/y.db"
+
+
+def test_health_is_stale_after_two_candles_and_503_when_halted(engine):
+    factory = sessions(engine)
+    with factory.begin() as s:
+        s.add(DaemonState(book="main", state="running", mode="paper", last_tick_at=T0))
+    with factory() as s:
+        assert health(s, "main", 3600, now=T0 + timedelta(minutes=30)) == (True, "last tick 1800 s ago")
+        ok, reason = health(s, "main", 3600, now=T0 + timedelta(hours=3))
+        assert not ok and "last tick 10800 s ago" in reason
+    with factory.begin() as s:
+        s.get(DaemonState, "main").state = "halted"
+        s.get(DaemonState, "main").reason = "drawdown"
+    with factory() as s:
+        assert health(s, "main", 3600, now=T0) == (False, "halted: drawdown")
