@@ -33,6 +33,14 @@ def _record(fills_out, row, bar, side, qty, price, fee, reason):
 
 
 @njit(cache=True, nogil=True)
+def _tally(pnl, trades, wins, gross_profit, gross_loss):
+    """Count one closed round trip."""
+    if pnl > 0.0:
+        return trades + 1, wins + 1, gross_profit + pnl, gross_loss
+    return trades + 1, wins, gross_profit, gross_loss - pnl
+
+
+@njit(cache=True, nogil=True)
 def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, take_profit,
              cash0, equity_out, fills_out):
     """Run the fill model over all bars.
@@ -69,13 +77,8 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
                 _record(fills_out, n_fills, t, side, amount, fill, paid, SIGNAL)
                 n_fills += 1
                 if side == SELL and qty <= 0.0:
-                    pnl = cash - trade_cash
-                    trades += 1
-                    if pnl > 0.0:
-                        wins += 1
-                        gross_profit += pnl
-                    else:
-                        gross_loss -= pnl
+                    trades, wins, gross_profit, gross_loss = _tally(
+                        cash - trade_cash, trades, wins, gross_profit, gross_loss)
         if qty > 0.0:
             held = True
             if stop_loss > 0.0 or take_profit > 0.0:
@@ -86,13 +89,8 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
                     _record(fills_out, n_fills, t, SELL, qty, price, paid, reason)
                     n_fills += 1
                     qty = 0.0
-                    pnl = cash - trade_cash
-                    trades += 1
-                    if pnl > 0.0:
-                        wins += 1
-                        gross_profit += pnl
-                    else:
-                        gross_loss -= pnl
+                    trades, wins, gross_profit, gross_loss = _tally(
+                        cash - trade_cash, trades, wins, gross_profit, gross_loss)
         if held:
             bars_in += 1
         equity_out[t] = cash + qty * close[t]
