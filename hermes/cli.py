@@ -1,22 +1,209 @@
-"""The `hermes` command: the weekly review (its cycle lands with the Hermes issue)."""
+"""The `hermes` command: review now, approve apply mode, history, rollback."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Sequence
+
+from trader.errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hermes",
-        description="Hermes reviews the daemon's results every week against your goals and "
-        "proposes a change to one strategy variable. Read-only until you approve it.",
+        description="Hermes reviews the daemon's results against your goals and proposes a change to one "
+        "strategy variable at a time. It only observes and reports until you run `hermes approve`.",
     )
-    parser.parse_args(argv)
-    print("hermes: the review cycle is not part of this release yet; "
-          "`trader backtest` and the sweep API are what it will build on.", file=sys.stderr)
-    return 2
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    review = sub.add_parser("review", help="run a review cycle now")
+    _files(review)
+    review.add_argument("--data", help="OHLCV file for the walk-forward backtests (default: download via ccxt)")
+    review.add_argument("--now", help="review as of this time (ISO 8601; default: now)")
+    review.add_argument("--json", action="store_true", help="print the cycle's result as one JSON object")
+    review.set_defaults(handler=_review)
+
+    approve = sub.add_parser("approve", help="let Hermes apply proven changes (after one read-only review)")
+    approve.add_argument("--live", action="store_true", help="promoted versions inherit the live approval")
+    approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    approve.set_defaults(handler=_approve)
+
+    history = sub.add_parser("history", help="strategy versions, experiments and reviews")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=_history)
+
+    rollback = sub.add_parser("rollback", help="restore an earlier strategy version into the strategy file")
+    rollback.add_argument("version")
+    rollback.add_argument("--config", default="config/strategy.yaml")
+    rollback.set_defaults(handler=_rollback)
+
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _files(parser) -> None:
+    parser.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    parser.add_argument("--goals", default="config/goals.yaml", help="goals YAML (default: %(default)s)")
+
+
+def _ledger():
+    from trader.ledger import open_ledger, sessions
+
+    return sessions(open_ledger())
+
+
+def _review(args: argparse.Namespace) -> int:
+    from trader.config import load_strategy_config
+    from trader.goals import load_goals
+    from trader.ledger import data_dir
+
+    from .cycle import CycleInputs, run_cycle
+
+    goals = load_goals(args.goals)
+    config = load_strategy_config(args.config)
+    now = _parse_now(args.now)
+    ohlcv = load_history(config, goals.review.lookback_days, now, args.data)
+    result = run_cycle(_ledger(), CycleInputs(config_path=Path(args.config), goals=goals, ohlcv=ohlcv,
+                                              data_dir=data_dir(), now=now, environ=os.environ))
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json")))
+    else:
+        from .report import render_terminal
+
+        render_terminal(result)
+        print(f"report: {result.report_path}")
+    return 0
+
+
+def load_history(config, lookback_days: int, now: datetime, path: str | None):
+    """The candles the walk-forward tests need: a file, or the exchange (cached)."""
+    from trader.ohlcv import load_ohlcv
+
+    if path:
+        frame = load_ohlcv(path, timeframe=config.timeframe)
+        return frame[frame.index <= now]
+    from trader.download import download_ohlcv
+    from trader.ledger import data_dir
+
+    since = now - timedelta(days=lookback_days + 30)  # plus room for indicator warm-up
+    _, frame = download_ohlcv(config.exchange, config.symbol, config.timeframe, since, now,
+                              cache_dir=data_dir() / "ohlcv")
+    return frame
+
+
+def _parse_now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--now: {text!r} is not an ISO 8601 time like 2024-06-01T06:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from trader.ledger import store
+    from trader.ledger.models import Approval, Review
+
+    factory = _ledger()
+    with factory() as s:
+        reviews = s.query(Review).count()
+    if reviews == 0:
+        raise InputError("apply mode is refused until one read-only review has completed: "
+                         "run `hermes review` (or let the daemon's weekly review run) and read its report first")
+    print("Apply mode: Hermes will start shadow experiments and promote a change to one variable when its "
+          "out-of-sample evidence survives the statistical test; every change is journaled and "
+          "`hermes rollback VERSION` restores any earlier version.")
+    if args.live:
+        print("With --live, promoted versions inherit the live approval: the daemon keeps trading real money "
+              "with each promoted version without asking again.")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError("not confirmed: run in a terminal to answer, or pass --yes")
+        if input("Type 'apply' to approve: ").strip() != "apply":
+            print("not approved")
+            return 1
+    with factory.begin() as s:
+        s.add(Approval(kind="hermes_apply", detail={"live": bool(args.live)}))
+        store.record_event(s, "approval", "Hermes apply mode approved" + (" (live inherits)" if args.live else ""))
+    print("approved: the next review applies proven changes")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from trader.ledger.models import Experiment, Review, StrategyVersion
+
+    with _ledger()() as s:
+        versions = [{"version": v.version, "created_at": v.created_at.isoformat(), "strategy": v.strategy}
+                    for v in s.query(StrategyVersion).order_by(StrategyVersion.created_at)]
+        experiments = [{"id": e.id, "variable": e.variable, "from": e.baseline_value, "to": e.value,
+                        "status": e.status, "baseline": e.baseline_version, "challenger": e.challenger_version,
+                        "cycles": e.cycles, "p_value": (e.evidence or {}).get("p_value")}
+                       for e in s.query(Experiment).order_by(Experiment.id)]
+        reviews = [{"id": r.id, "time": r.time.isoformat(), "mode": r.mode, "version": r.strategy_version,
+                    "verdict": r.verdict, "decision": r.decision, "report": r.report_path}
+                   for r in s.query(Review).order_by(Review.id)]
+    if args.json:
+        print(json.dumps({"versions": versions, "experiments": experiments, "reviews": reviews}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, rows in (("strategy versions", versions), ("experiments", experiments), ("reviews", reviews)):
+        table = Table(title=title)
+        if not rows:
+            console.print(f"{title}: none yet")
+            continue
+        for key in rows[0]:
+            table.add_column(key)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(table)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from trader.config import load_strategy_config, parse_strategy_config
+    from trader.ledger import data_dir, store
+    from trader.ledger.models import StrategyVersion
+
+    from .versions import keep_previous, rewrite, write_atomically
+
+    path = Path(args.config)
+    current = load_strategy_config(path)
+    text = path.read_text(encoding="utf-8")
+    factory = _ledger()
+    with factory() as s:
+        row = s.get(StrategyVersion, args.version)
+        if row is None:
+            known = ", ".join(v.version for v in s.query(StrategyVersion).order_by(StrategyVersion.created_at))
+            raise InputError(f"unknown strategy version {args.version!r}; known: {known or 'none'}")
+        settings = dict(row.settings)
+    target = parse_strategy_config(settings, f"<version {args.version}>")
+    if target.version == current.version:
+        print(f"{path} is already version {current.version}")
+        return 0
+    keep_previous(text, current.version, data_dir())
+    note = f"rolled back by hand {current.version} -> {target.version}"
+    new_text = rewrite(text, current, target, note, datetime.now(timezone.utc))
+    write_atomically(path, new_text)
+    with factory.begin() as s:
+        store.ensure_version(s, target, new_text)
+        store.record_event(s, "rolled_back", note, None, {"from": current.version, "to": target.version})
+    print(f"{path}: version {target.version} restored (previous kept in {data_dir() / 'versions'})")
+    return 0
 
 
 if __name__ == "__main__":

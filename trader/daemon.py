@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -202,6 +203,7 @@ class Service:
                 raise InputError("live trading refused:\n  - " + "\n  - ".join(problems)
                                  + "\nnothing was traded; without --live the daemon trades on paper")
         self.engine = self._build_engine(text)
+        self.shadows: dict[str, Engine] = {}
 
     def _build_engine(self, text: str) -> Engine:
         from .brokers import LiveBroker, PaperBroker
@@ -220,6 +222,7 @@ class Service:
                 raise
             log.warning("market limits unavailable, paper trading without them: %s", exc)
         broker = LiveBroker(self.adapter, base, quote) if self.options.live else PaperBroker(quote)
+        self.limits = limits
         risk = RiskEngine(self.config, self.goals, limits, round_amount)
         self.feed = ExchangeFeed(self.adapter, self.config.timeframe, lookback_for(self.config))
         return Engine(config=self.config, goals=self.goals, sessions=self.factory, broker=broker,
@@ -233,7 +236,9 @@ class Service:
             if self.stop.is_set():
                 return
             try:
-                report = self.engine.tick(self.feed.view())
+                view = self.feed.view()
+                report = self.engine.tick(view)
+                self._tick_shadows(view)
                 self._note_error(None)
                 if not report.skipped:
                     log.info("tick %s: equity %.2f, target %.2f, %s", report.bar_time.isoformat(), report.equity,
@@ -255,6 +260,55 @@ class Service:
                 self._note_error(f"{exc.__class__.__name__}: {exc}")
                 return
         log.error("tick gave up after repeated temporary errors; the next candle tries again")
+
+    # -- Hermes: shadow challengers and the weekly review -----------------------------------
+    def _sync_shadows(self) -> None:
+        """One paper engine per running experiment, trading the challenger on the same candles."""
+        from .brokers import PaperBroker
+        from .config import parse_strategy_config
+        from .ledger.models import Experiment, StrategyVersion
+        from .risk import RiskEngine
+
+        with self.factory() as s:
+            running = {e.book: s.get(StrategyVersion, e.challenger_version).settings
+                       for e in s.query(Experiment).filter_by(status="running")}
+        for book in [b for b in self.shadows if b not in running]:
+            self.shadows.pop(book).close()
+        for book, settings in running.items():
+            if book not in self.shadows:
+                config = parse_strategy_config(dict(settings), f"<challenger {book}>")
+                _, quote = split_symbol(config.symbol)
+                self.shadows[book] = Engine(config=config, goals=None, sessions=self.factory,
+                                            broker=PaperBroker(quote), risk=RiskEngine(config, None, self.limits),
+                                            book=book)
+
+    def _tick_shadows(self, view) -> None:
+        self._sync_shadows()
+        for book, engine in self.shadows.items():
+            try:
+                engine.tick(view)
+            except Exception as exc:  # a challenger's trouble never stops the baseline
+                log.warning("shadow book %s: %s: %s", book, exc.__class__.__name__, exc,
+                            extra={"event": "shadow_error"})
+
+    def review(self) -> None:
+        """The weekly Hermes cycle, in the daemon's own process (the ledger is the daemon's)."""
+        from hermes.cli import load_history
+        from hermes.cycle import CycleInputs, run_cycle
+
+        if self.goals is None:
+            log.warning("no goals file: Hermes has nothing to review against", extra={"event": "review_skipped"})
+            return
+        try:
+            now = datetime.now(timezone.utc)
+            ohlcv = load_history(self.config, self.goals.review.lookback_days, now, None)
+            run_cycle(self.factory, CycleInputs(config_path=Path(self.options.config_path), goals=self.goals,
+                                                ohlcv=ohlcv, data_dir=data_dir(), now=now, environ=os.environ))
+            self._sync_shadows()
+        except Exception as exc:
+            log.exception("Hermes review failed: %s", exc.__class__.__name__, extra={"event": "review_failed"})
+            with self.factory.begin() as s:
+                store.record_event(s, "review_failed", f"{exc.__class__.__name__}: {exc}", self.options.book)
 
     def _reload_config(self) -> None:
         change = self.watcher.poll()
@@ -331,6 +385,11 @@ class Service:
                           id="tick", max_instances=1, coalesce=True,
                           misfire_grace_time=max(30, self.timeframe // 2),
                           next_run_time=datetime.now(timezone.utc))
+        if self.goals is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            scheduler.add_job(self.review, CronTrigger.from_crontab(self.goals.review.cron, timezone=timezone.utc),
+                              id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
         scheduler.start()
         try:
             while not self.stop.wait(1.0):

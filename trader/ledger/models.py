@@ -205,3 +205,43 @@ class DaemonState(Base):
     last_bar_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Experiment(Base):
+    """A challenger (the baseline with one variable changed) trading in shadow beside it."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book: Mapped[str] = mapped_column(String(40))  # the shadow book it trades in
+    baseline_version: Mapped[str] = mapped_column(String(16))
+    challenger_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))
+    variable: Mapped[str] = mapped_column(String(40))
+    baseline_value: Mapped[Optional[float]] = mapped_column(Money)
+    value: Mapped[float] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(12), default="running")  # running | promoted | rejected | stopped
+    variants_tried: Mapped[int] = mapped_column(Integer, default=1)
+    cycles: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    evidence: Mapped[Optional[dict]] = mapped_column(JSON)
+    rationale: Mapped[Optional[str]] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_experiments_status", "status"),)
+
+
+class Review(Base):
+    """One Hermes cycle: what it saw, decided and proposed, and its report."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    mode: Mapped[str] = mapped_column(String(10))  # read_only | apply
+    strategy_version: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(12))
+    weakest: Mapped[Optional[str]] = mapped_column(String(40))
+    decision: Mapped[str] = mapped_column(String(12))
+    result: Mapped[dict] = mapped_column(JSON)  # the whole CycleResult
+    report_markdown: Mapped[Optional[str]] = mapped_column(Text)
+    report_path: Mapped[Optional[str]] = mapped_column(Text)

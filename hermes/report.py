@@ -1,0 +1,416 @@
+"""The weekly review as files a trader reads: Markdown (with an equity chart) and JSON.
+
+The Markdown is for people, the JSON for tools (it round-trips to `CycleResult`). Text that may
+come from a language model (the proposal's rationale) or from data is escaped before it lands
+in Markdown or in the terminal, so it can never add links, images, headings, tables or HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import pandas as pd
+
+from trader.goals import POLARITY
+
+from .types import CycleResult, ExperimentDecision, GoalScore, Proposal, Scorecard
+
+FORMAT = "hermes-review/1"
+NA = "n/a"
+RATIONALE_LIMIT = 4000  # characters shown in Markdown; the JSON keeps the full text
+
+LABELS = {
+    "monthly_return": "monthly return", "total_return": "total return", "cagr": "CAGR",
+    "sharpe": "Sharpe", "sortino": "Sortino", "win_rate": "win rate",
+    "profit_factor": "profit factor", "max_drawdown": "max drawdown", "trades": "trades",
+    "exposure": "exposure", "final_equity": "final equity",
+}
+PERCENT = {"monthly_return", "total_return", "cagr", "max_drawdown", "win_rate", "exposure"}
+STATUS = {"met": "✅ met", "not_yet": "⏳ not yet", "failing": "❌ FAILING", "no_verdict": "➖ no verdict"}
+RICH_STATUS = {"met": "green", "not_yet": "yellow", "failing": "bold red", "no_verdict": "dim"}
+MODES = {"read_only": "read-only", "apply": "apply"}
+# The evidence dict comes from the experiment statistics; these keys get friendly labels and
+# lead the table, in this order. Anything else follows under its own name.
+EVIDENCE = {
+    "n_bars": "bars compared", "bars": "bars compared", "n": "bars compared",
+    "mean_diff": "mean difference", "mean_difference": "mean difference",
+    "p_value": "p-value", "pvalue": "p-value",
+    "alpha": "adjusted alpha", "adjusted_alpha": "adjusted alpha", "alpha_adjusted": "adjusted alpha",
+    "variants": "variants tried", "variants_tried": "variants tried", "n_variants": "variants tried",
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    json: Path
+    chart: Path | None
+
+
+# ---------------------------------------------------------------- escaping and formatting
+
+# One pass, char by char, so an escape is never escaped twice. HTML-significant characters
+# become entities; Markdown inline syntax gets a backslash (valid CommonMark for any ASCII
+# punctuation).
+_INLINE = {
+    "\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "|": "\\|",
+    "~": "\\~", "&": "&amp;", "<": "&lt;", ">": "&gt;",
+}
+# Block syntax only counts at a line start, and mostly only before a space: "-5%" or "#1" stay
+# as written, "- item", "# title", "1. item", "===" and "- - -" get escaped.
+_BLOCK_START = re.compile(r"^(?=#{1,6}(?:\s|$)|[-+](?:\s|$)|[-=]+\s*$)")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
+_SCHEME = re.compile(r"://")
+_WWW = re.compile(r"(www)\.", re.IGNORECASE)
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def escape_markdown(text: str) -> str:
+    """Plain text, safe to embed in Markdown: it renders as the same words and nothing else.
+
+    Neutralises links and images (brackets), raw HTML (entities), headings, lists, block
+    quotes and setext underlines (line starts), tables (pipes), code and emphasis, and bare
+    URLs that GitHub would autolink (a zero-width space after "://" or "www")."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    # Control and bidi-override characters could hide or reorder what the reader sees.
+    text = "".join(ch for ch in text if ch == "\n" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI))
+    lines = []
+    for line in text.split("\n"):
+        line = "".join(_INLINE.get(ch, ch) for ch in line.strip())  # indentation would make code blocks
+        line = _BLOCK_START.sub(r"\\", line)
+        line = _ORDERED.sub(r"\1\\\2", line)
+        line = _WWW.sub("\\1\u200b.", _SCHEME.sub(":\u200b//", line))
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _cell(text: Any) -> str:
+    """A table cell: escaped and on one line."""
+    return NA if text is None else " ".join(escape_markdown(str(text)).split("\n")).strip() or NA
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric, metric.replace("_", " "))
+
+
+def format_metric(metric: str, value: float | None) -> str:
+    if value is None:
+        return NA
+    if metric in PERCENT:
+        return f"{value * 100:,.2f}%"
+    if metric == "trades":
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def format_number(value: Any) -> str:
+    """A variable's value or a statistic: as short as exact allows (20, 0.5, 0.0012)."""
+    if value is None:
+        return NA
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+    return str(value)
+
+
+def target(goal: GoalScore) -> str:
+    """The goal's direction in words a trader reads: success is met at ≥ (or ≤ when lower is
+    better); failure is breached beyond the threshold, so it reads "fail if < / >"."""
+    higher_is_better = POLARITY.get(goal.metric, +1) > 0
+    threshold = format_metric(goal.metric, goal.threshold)
+    if goal.kind == "success":
+        return f"{'≥' if higher_is_better else '≤'} {threshold}"
+    return f"fail if {'<' if higher_is_better else '>'} {threshold}"
+
+
+def _utc(time: datetime) -> datetime:
+    return time.replace(tzinfo=timezone.utc) if time.tzinfo is None else time.astimezone(timezone.utc)
+
+
+def report_stem(result: CycleResult) -> str:
+    """2026-11-25T0600Z-review-42, or ...-review-dry when the cycle recorded nothing."""
+    ident = "dry" if result.review_id is None else str(result.review_id)
+    return f"{_utc(result.time):%Y-%m-%dT%H%MZ}-review-{ident}"
+
+
+def _weakest(card: Scorecard) -> GoalScore | None:
+    return next((g for g in card.goals if g.kind == "success" and g.metric == card.weakest), None)
+
+
+def _proposal_line(p: Proposal | None) -> str:
+    if p is None:
+        return "none"
+    return f"{p.variable} {format_number(p.baseline_value)} → {format_number(p.value)}"
+
+
+def _decision_line(d: ExperimentDecision, mode: str) -> str:
+    if d.action == "none":
+        return "none"
+    return f"{d.action} ({'applied' if d.applied else MODES.get(mode, mode)})"
+
+
+def _ordered_metrics(*dicts: dict[str, Any]) -> list[str]:
+    keys = {k for d in dicts for k in d}
+    known = [k for k in LABELS if k in keys]
+    return known + sorted(keys - set(known))
+
+
+def _evidence_rows(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    order = list(dict.fromkeys(EVIDENCE.values()))
+    known = sorted((k for k in evidence if k in EVIDENCE), key=lambda k: order.index(EVIDENCE[k]))
+    rest = [k for k in evidence if k not in EVIDENCE]
+    rows = []
+    for key in known + rest:
+        value = evidence[key]
+        shown = format_number(value) if isinstance(value, (int, float, bool)) or value is None \
+            else json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+        rows.append((EVIDENCE.get(key, key.replace("_", " ")), shown))
+    return rows
+
+
+# ---------------------------------------------------------------- Markdown
+
+def render_markdown(result: CycleResult, chart_name: str | None) -> str:
+    card, d, p = result.scorecard, result.decision, result.proposal
+    mode = MODES.get(result.mode, result.mode)
+    out: list[str] = []
+    add = out.append
+
+    add(f"# Hermes weekly review: {_utc(result.time):%Y-%m-%d %H:%M} UTC")
+    add("")
+    version = re.sub(r"[^\w.:-]", "", result.strategy_version) or NA  # a content hash; nothing else belongs in a code span
+    add(f"Strategy version `{version}` · mode: **{mode}**"
+        + (f" · review #{result.review_id}" if result.review_id is not None else " · dry run (not recorded)"))
+    add("")
+    add(f"**Summary:** verdict {STATUS[card.verdict]} · decision: {_cell(_decision_line(d, result.mode))}"
+        f" · proposal: {_cell(_proposal_line(p))}")
+    add("")
+
+    add("## Scorecard against your goals")
+    add("")
+    add("| goal | kind | target | observed | status |")
+    add("|---|---|---|---:|---|")
+    for g in card.goals:
+        add(f"| {_cell(label(g.metric))} | {g.kind} | {target(g)} | {format_metric(g.metric, g.value)} "
+            f"| {STATUS[g.status]} |")
+    add("")
+    add(f"**Verdict: {STATUS[card.verdict]}**")
+    add("")
+    weak = _weakest(card)
+    if weak is not None:
+        add(f"Weakest goal: **{_cell(label(weak.metric))}** ({format_metric(weak.metric, weak.value)}, "
+            f"target {target(weak)}), the goal this cycle's experiment tries to move.")
+    elif card.weakest:
+        add(f"Weakest goal: **{_cell(label(card.weakest))}**.")
+    else:
+        add("Weakest goal: n/a (every measurable success goal is met).")
+    add("")
+    add(f"| metric | last 7 days | last {card.window_days} days |")
+    add("|---|---:|---:|")
+    for key in _ordered_metrics(card.last_week, card.metrics):
+        add(f"| {_cell(label(key))} | {format_metric(key, card.last_week.get(key))} "
+            f"| {format_metric(key, card.metrics.get(key))} |")
+    add("")
+    realised = NA if card.slippage_realised is None else f"{card.slippage_realised * 1e4:.1f} bps"
+    add(f"- Trades: {card.trades:,}")
+    add(f"- Fees paid: {card.fees_paid:,.2f} (quote currency)")
+    add(f"- Slippage: realised {realised} vs modeled {card.slippage_modeled * 1e4:.1f} bps")
+    add("")
+
+    add("## Experiment")
+    add("")
+    add(f"**Decision: {d.action}**" + (f" (experiment #{d.experiment_id})" if d.experiment_id is not None else ""))
+    add("")
+    add(f"Reason: {_cell(d.reason)}")
+    add("")
+    if d.variable is not None or d.challenger_version is not None:
+        add(f"- Change: {_cell(d.variable)} = {format_number(d.value)}")
+        add(f"- Baseline {_cell(d.baseline_version)} vs challenger {_cell(d.challenger_version)}")
+        add("")
+    rows = _evidence_rows(d.evidence)
+    if rows:
+        add("| evidence | value |")
+        add("|---|---:|")
+        for name, value in rows:
+            add(f"| {_cell(name)} | {_cell(value)} |")
+        add("")
+    if d.action != "none":
+        add("**applied**" if d.applied else
+            ("read-only: recorded as what would have happened" if result.mode == "read_only"
+             else "nothing applied this cycle"))
+        add("")
+
+    add("## Proposal")
+    add("")
+    if p is None:
+        add("No proposal this cycle.")
+    else:
+        add("| variable | from | to | chosen by | candidates tried | new version |")
+        add("|---|---:|---:|---|---:|---|")
+        add(f"| {_cell(p.variable)} | {format_number(p.baseline_value)} | {format_number(p.value)} "
+            f"| {'Claude' if p.chosen_by == 'claude' else 'rules'} | {p.candidates_tried:,} | {_cell(p.version)} |")
+        add("")
+        add("Rationale:")
+        add("")
+        text = p.rationale.strip()
+        if len(text) > RATIONALE_LIMIT:
+            text = text[:RATIONALE_LIMIT] + " … (truncated; the JSON report has the full text)"
+        # A block quote marks it as someone's words; an empty line inside stays in the quote.
+        add("\n".join(f"> {line}" if line else ">" for line in escape_markdown(text or NA).split("\n")))
+    add("")
+
+    if chart_name:
+        add("## Equity")
+        add("")
+        add(f"![Equity and drawdown, baseline and challenger]({quote(chart_name)})")
+        add("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- JSON
+
+def render_json(result: CycleResult) -> dict:
+    return {"format": FORMAT, **result.model_dump(mode="json")}
+
+
+# ---------------------------------------------------------------- chart
+
+def _drawdown(equity: pd.Series) -> pd.Series:
+    return equity / equity.cummax() - 1.0
+
+
+def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, title: str) -> Path:
+    """Equity of the baseline (and the challenger) above both drawdowns, as a PNG written
+    atomically. The challenger usually starts later with its own capital, so it is rebased
+    to the baseline's equity at its first bar to make the two curves comparable."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    baseline = baseline.dropna().astype(float)
+    if len(baseline) == 0:
+        raise ValueError("draw_chart: the baseline equity is empty, nothing to plot")
+    challenger = None if challenger is None else challenger.dropna().astype(float)
+    rebased = False
+    if challenger is not None and len(challenger) and float(challenger.iloc[0]) != 0:
+        anchor = baseline[baseline.index <= challenger.index[0]]
+        if len(anchor):
+            challenger = challenger / float(challenger.iloc[0]) * float(anchor.iloc[-1])
+            rebased = True
+
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    try:
+        top.plot(baseline.index, baseline.to_numpy(), label="baseline", color="#1f77b4", linewidth=1.2)
+        bottom.plot(baseline.index, _drawdown(baseline).to_numpy() * 100, color="#1f77b4", linewidth=0.9)
+        bottom.fill_between(baseline.index, _drawdown(baseline).to_numpy() * 100, 0, color="#1f77b4", alpha=0.2)
+        if challenger is not None and len(challenger):
+            name = "challenger (rebased at its start)" if rebased else "challenger"
+            top.plot(challenger.index, challenger.to_numpy(), label=name, color="#ff7f0e", linewidth=1.2)
+            bottom.plot(challenger.index, _drawdown(challenger).to_numpy() * 100, color="#ff7f0e", linewidth=0.9)
+        top.set_ylabel("equity")
+        top.set_title(title)
+        top.legend(loc="upper left")
+        top.grid(alpha=0.3)
+        bottom.set_ylabel("drawdown %")
+        bottom.grid(alpha=0.3)
+        fig.tight_layout()
+        _atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- files
+
+def _atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write through a temp file in the same directory, then rename: a reader (or a crash)
+    never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(result: CycleResult, reports_dir: Path, baseline_equity: pd.Series,
+                 challenger_equity: pd.Series | None) -> ReportFiles:
+    """Chart, JSON, then Markdown (last, so a report never links a chart that is not there).
+    The JSON records where its Markdown twin lives (`report_path`)."""
+    reports_dir = Path(reports_dir)
+    stem = report_stem(result)
+    md_path, json_path = reports_dir / f"{stem}.md", reports_dir / f"{stem}.json"
+    chart: Path | None = None
+    if len(baseline_equity.dropna()) >= 2:  # one point is not a curve
+        title = f"Hermes review {_utc(result.time):%Y-%m-%d}: strategy {result.strategy_version}"
+        chart = draw_chart(baseline_equity, challenger_equity, reports_dir / f"{stem}.png", title)
+    result = result.model_copy(update={"report_path": str(md_path)})
+    payload = json.dumps(render_json(result), indent=2, ensure_ascii=False) + "\n"
+    _atomic(json_path, lambda fh: fh.write(payload))
+    text = render_markdown(result, chart.name if chart else None)
+    _atomic(md_path, lambda fh: fh.write(text))
+    return ReportFiles(markdown=md_path, json=json_path, chart=chart)
+
+
+# ---------------------------------------------------------------- terminal
+
+def render_terminal(result: CycleResult) -> None:
+    """The scorecard and the decision as rich tables on stdout. Data goes in as `Text`, so
+    brackets in it are never read as rich markup."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    card, d, p = result.scorecard, result.decision, result.proposal
+    console = Console()
+    mode = MODES.get(result.mode, result.mode)
+    console.print(Text(f"Hermes review {_utc(result.time):%Y-%m-%d %H:%M} UTC · strategy "
+                       f"{result.strategy_version} · {mode}", style="bold"))
+
+    goals = Table(title=f"Scorecard (last {card.window_days} days, {card.trades:,} trades)")
+    for name, justify in (("goal", "left"), ("kind", "left"), ("target", "left"),
+                          ("observed", "right"), ("status", "left")):
+        goals.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for g in card.goals:
+        goals.add_row(Text(label(g.metric)), g.kind, target(g), format_metric(g.metric, g.value),
+                      Text(STATUS[g.status], style=RICH_STATUS[g.status]))
+    console.print(goals)
+    weakest = label(card.weakest) if card.weakest else NA
+    verdict = Text("verdict: ")
+    verdict.append(STATUS[card.verdict], style=RICH_STATUS[card.verdict])
+    verdict.append(f" · weakest goal: {weakest}")
+    console.print(verdict)
+
+    decision = Table(title="Experiment decision", show_header=False)
+    decision.add_column("field")
+    decision.add_column("value")
+    decision.add_row("action", Text(d.action, style="bold"))
+    decision.add_row("reason", Text(d.reason))
+    for name, value in _evidence_rows(d.evidence):
+        decision.add_row(Text(name), Text(value))
+    if d.action != "none":
+        decision.add_row("applied", "yes" if d.applied else
+                         ("no (read-only: what would have happened)" if result.mode == "read_only" else "no"))
+    decision.add_row("proposal", Text(_proposal_line(p) + (f" (by {p.chosen_by})" if p else "")))
+    console.print(decision)
