@@ -330,7 +330,7 @@ def decide(
         "mean_diff": diff,
         "p_value": better.p_value,
         "p_value_worse": worse.p_value,
-        "alpha": float(alpha),
+        "family_alpha": float(alpha),
         "alpha_adjusted": alpha_adj,
         "variants_tried": int(variants_tried),
         "min_bars": int(min_bars),

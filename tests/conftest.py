@@ -26,3 +26,36 @@ def config():
     from trader.config import load_strategy_config
 
     return load_strategy_config(STRATEGY_YAML)
+
+
+# -- databases: SQLite always; PostgreSQL whenever a server is reachable -------------------------
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+PG_URL = os.environ.get("TRADER_TEST_POSTGRES_URL")
+
+
+def _pg_admin():
+    import psycopg
+
+    url = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty ledger database URL on each backend (.ci/run starts PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("no PostgreSQL server: set TRADER_TEST_POSTGRES_URL (.ci/run starts one)")
+    name = f"trader_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    from sqlalchemy.pool import NullPool  # noqa: F401 (engines of the test are garbage by now)
+
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -29,12 +29,12 @@ LOOSE = Goals.model_validate({"failure": {"thresholds": {"max_drawdown": 0.5}, "
 class World:
     """A strategy file, a ledger, and the candles the daemon has seen so far."""
 
-    def __init__(self, tmp_path, btc, goals=LOOSE):
+    def __init__(self, tmp_path, btc, url, goals=LOOSE):
         self.dir = tmp_path
         self.path = tmp_path / "strategy.yaml"
         shutil.copy(STRATEGY_YAML, self.path)
         self.btc, self.goals = btc, goals
-        self.url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        self.url = url
         self.factory = sessions(open_ledger(self.url))
         self.views = list(ReplayFeed(btc, 500).views())
 
@@ -62,8 +62,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path, btc):
-    return World(tmp_path, btc)
+def world(tmp_path, btc, database_url):
+    return World(tmp_path, btc, database_url)
 
 
 def test_the_first_cycle_only_observes_and_reports(world):

@@ -16,8 +16,10 @@ from trader.ledger import open_ledger, sessions, store
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    return sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
+def ledger(database_url):
+    engine = open_ledger(database_url)
+    yield sessions(engine)
+    engine.dispose()
 
 
 def replay(config, frame, factory, goals=None, start=0, stop=None):

@@ -30,8 +30,8 @@ def database_url(environ: Mapping[str, str] = os.environ) -> str:
     return f"sqlite:///{data_dir(environ) / 'trader.db'}"
 
 
-def open_ledger(url: str | None = None, migrate: bool = True) -> Engine:
-    """An engine on the ledger, its schema upgraded to the latest migration."""
+def open_ledger(url: str | None = None, migrate: bool = True, revision: str = "head") -> Engine:
+    """An engine on the ledger, its schema upgraded to the latest migration (or `revision`)."""
     url = url or database_url()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def open_ledger(url: str | None = None, migrate: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, revision)
     return engine
 
 
