@@ -192,7 +192,11 @@ class Service:
         self.config = load_strategy_config(options.config_path)
         self.goals = load_goals_if_any(options.goals_path)
         self.watcher = ConfigWatcher(options.config_path, text)
-        self.factory = sessions(open_ledger(options.database_url or database_url(environ)))
+        engine = open_ledger(options.database_url or database_url(environ))
+        from .ledger.lock import acquire
+
+        self.lock = acquire(engine, options.book)  # before anything is traded
+        self.factory = sessions(engine)
         self.adapter = ExchangeAdapter.from_env(self.config.exchange, self.config.symbol, environ=environ)
         self.stop = threading.Event()
         self.timeframe = timeframe_seconds(self.config.timeframe)
@@ -401,6 +405,7 @@ class Service:
                 server.stop()
             with self.factory.begin() as s:
                 store.record_event(s, "stopped", "stopped by signal", self.options.book)
+            self.lock.release()
             log.info("stopped", extra={"event": "stopped"})
         return 0
 

@@ -204,3 +204,13 @@ def test_health_and_status_while_running(exchange, strategy_file, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+
+
+def test_a_second_daemon_on_the_same_ledger_refuses_to_start(exchange, strategy_file, tmp_path):
+    from trader.errors import InputError
+
+    first = make_service(exchange, strategy_file, tmp_path)
+    with pytest.raises(InputError, match="another daemon is already trading book 'main'"):
+        make_service(exchange, strategy_file, tmp_path)
+    first.lock.release()
+    make_service(exchange, strategy_file, tmp_path).lock.release()

@@ -34,13 +34,29 @@ def open_ledger(url: str | None = None, migrate: bool = True, revision: str = "h
     """An engine on the ledger, its schema upgraded to the latest migration (or `revision`)."""
     url = url or database_url()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        _writable(Path(url[len("sqlite:///"):]).parent)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
         upgrade(engine, revision)
     return engine
+
+
+def _writable(folder: Path) -> None:
+    """The data directory must exist and take writes: say so plainly instead of a driver error."""
+    from ..errors import InputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(
+            f"the data directory {folder} is not writable ({exc.strerror or exc.__class__.__name__}): "
+            "set TRADER_DATA_DIR to a writable folder, or give this user write access to it "
+            "(on Railway, a volume is owned by root: set RAILWAY_RUN_UID=0)") from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -110,3 +110,30 @@ def test_health_is_stale_after_two_candles_and_503_when_halted(engine):
         s.get(DaemonState, "main").reason = "drawdown"
     with factory() as s:
         assert health(s, "main", 3600, now=T0) == (False, "halted: drawdown")
+
+
+def test_a_second_daemon_on_the_same_book_is_refused(database_url):
+    from trader.errors import InputError
+    from trader.ledger.lock import acquire
+
+    first, second = open_ledger(database_url), open_ledger(database_url)
+    held = acquire(first, "main")
+    with pytest.raises(InputError, match="another daemon is already trading book 'main'"):
+        acquire(second, "main")
+    other_book = acquire(second, "shadow-x")  # a different book is a different lock
+    held.release()
+    again = acquire(second, "main")  # free once the first let go
+    again.release()
+    other_book.release()
+    first.dispose()
+    second.dispose()
+
+
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path):
+    from trader.errors import InputError
+
+    # a data directory that cannot be created (its parent is a file): unwritable even for root
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="data directory .*not-a-folder/sub is not writable .*TRADER_DATA_DIR"):
+        open_ledger(f"sqlite:///{blocker / 'sub' / 'trader.db'}")
