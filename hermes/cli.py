@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     approve = sub.add_parser("approve", help="let Hermes apply proven changes (after one read-only review)")
     approve.add_argument("--live", action="store_true", help="promoted versions inherit the live approval")
     approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    approve.add_argument("--revoke", action="store_true", help="return to read-only mode")
     approve.set_defaults(handler=_approve)
 
     history = sub.add_parser("history", help="strategy versions, experiments and reviews")
@@ -117,6 +118,17 @@ def _approve(args: argparse.Namespace) -> int:
     from trader.ledger.models import Approval, Review
 
     factory = _ledger()
+    if args.revoke:
+        from trader.ledger.models import utcnow
+
+        with factory.begin() as s:
+            revoked = 0
+            for approval in s.query(Approval).filter_by(kind="hermes_apply", revoked_at=None):
+                approval.revoked_at = utcnow()
+                revoked += 1
+            store.record_event(s, "approval", "Hermes apply mode revoked: read-only from the next review")
+        print("revoked: Hermes is read-only from the next review" if revoked else "Hermes was not in apply mode")
+        return 0
     with factory() as s:
         reviews = s.query(Review).count()
     if reviews == 0:

@@ -179,6 +179,11 @@ def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
     assert reviewed.returncode == 0, reviewed.stderr
     assert json.loads(reviewed.stdout)["mode"] == "read_only"
     assert hermes("approve", "--yes").returncode == 0
+    with world.factory() as s:
+        assert cycle_module.mode_of(s) == "apply"
+    assert "read-only from the next review" in hermes("approve", "--revoke").stdout
+    with world.factory() as s:
+        assert cycle_module.mode_of(s) == "read_only"
     first = load_strategy_config(world.path).version
     world.path.write_text(world.path.read_text().replace("fast: 20", "fast: 25"))
     with world.factory.begin() as s:
