@@ -66,8 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=lambda _args: data.print_help() or 2)
 
     from .cli_daemon import add_commands
+    from .onboarding import add_command as add_init
 
     add_commands(sub)
+    add_init(sub)
     return parser
 
 

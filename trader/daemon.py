@@ -188,6 +188,7 @@ class Service:
         from .exchange import ExchangeAdapter
 
         self.options = options
+        self.environ = environ
         text = Path(options.config_path).read_text(encoding="utf-8")
         self.config = load_strategy_config(options.config_path)
         self.goals = load_goals_if_any(options.goals_path)
@@ -358,8 +359,14 @@ class Service:
         from .health import HealthServer
         from .status import health, snapshot
 
+        from .notify import Notifier, NotifyHandler
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        # fills, halts, errors and reviews go to the webhook; a dead webhook never blocks a tick
+        notifier = Notifier.from_env(self.environ)
+        forward = NotifyHandler(notifier)
+        logging.getLogger().addHandler(forward)
         server = None
         if self.options.port is not None:
             book, tf, settle = self.options.book, self.timeframe, self.options.settle_seconds
@@ -407,6 +414,8 @@ class Service:
                 store.record_event(s, "stopped", "stopped by signal", self.options.book)
             self.lock.release()
             log.info("stopped", extra={"event": "stopped"})
+            logging.getLogger().removeHandler(forward)
+            notifier.close(2.0)
         return 0
 
 

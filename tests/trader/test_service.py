@@ -214,3 +214,42 @@ def test_a_second_daemon_on_the_same_ledger_refuses_to_start(exchange, strategy_
         make_service(exchange, strategy_file, tmp_path)
     first.lock.release()
     make_service(exchange, strategy_file, tmp_path).lock.release()
+
+
+def test_a_halt_reaches_the_webhook_without_the_keys(exchange, strategy_file, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXCHANGE_", "DATABASE_URL"))}
+    env.update(TRADER_EXCHANGE_URL=exchange.base_url, TRADER_DATA_DIR=str(tmp_path), PORT=str(free_port()),
+               EXCHANGE_API_KEY=KEY, EXCHANGE_API_SECRET=SECRET,
+               TRADER_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook")
+    exchange.inject("GET /api/v3/klines", faults.http_error(400, -1121, "Invalid symbol."), times=1)
+    proc = subprocess.Popen([sys.executable, "-m", "trader.cli", "run", "--config", str(strategy_file),
+                             "--goals", str(tmp_path / "none.yaml"), "--log-json"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r.get("event") == "halted" for r in received):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        hook.shutdown()
+    halted = next(r for r in received if r.get("event") == "halted")
+    assert "HALTED" in halted["message"] and "OperationalExchangeError" in halted["message"]
+    assert KEY not in json.dumps(received) and SECRET not in json.dumps(received)

@@ -1,0 +1,691 @@
+"""`trader init`: check the environment, then write a commented strategy file and goals file.
+
+Three steps, like freqtrade's `new-config`: a checklist of what the daemon needs (Python, data
+directory, database, exchange id, which keys are set: never their values), then the strategy
+(validate the user's own file, or scaffold one from the library), then the Well-Defined Goal.
+Everything is validated with the same parsers the daemon uses BEFORE anything is written, and
+an existing file is kept unless --force. Questions are asked on a terminal; --yes takes the
+flags and defaults instead (scripts, Docker builds).
+
+Exit codes: 0 done; 1 files fine but an environment check failed (fix it before `trader run`);
+2 bad input or refused (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import InputError
+
+OK, INFO, FAIL, WARN = "[ok]", "[--]", "[!!]", "warning:"
+KEYS = {
+    "EXCHANGE_API_KEY": "needed for live trading only",
+    "EXCHANGE_API_SECRET": "needed for live trading only",
+    "ANTHROPIC_API_KEY": "optional: without it Hermes uses its rule-based proposer",
+    "TRADER_WEBHOOK_URL": "optional: notifications of fills, halts and reports",
+}
+DEFAULT_EXCHANGE = "coinbase"  # reachable from US hosts (Railway), unlike binance.com
+USD_EXCHANGES = {"coinbase", "coinbaseexchange", "coinbaseadvanced", "kraken", "bitstamp", "gemini"}
+TYPICAL_MIN_ORDER = 10.0  # quote units: Binance asks 5-10 USDT per order, most venues similar
+FEW_ORDERS = 10  # capital below this many minimum orders leaves no room to size positions
+_OFF = {"none", "null", "off", "no", "-"}
+
+
+def add_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `trader init` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "init", help="check the environment and write a strategy file and goals file",
+        description="Check what the daemon needs, then write config/strategy.yaml and config/goals.yaml "
+        "(asks on a terminal; --yes takes flags and defaults). Existing files are validated and kept "
+        "unless --force.")
+    p.add_argument("--config", default="config/strategy.yaml", help="strategy YAML: validated if it exists, else written (default: %(default)s)")
+    p.add_argument("--goals", default="config/goals.yaml", help="goals YAML: validated if it exists, else written (default: %(default)s)")
+    p.add_argument("--data", metavar="FILE", help="OHLCV file: backtest the strategy on it and compare with the goal")
+    p.add_argument("--yes", "-y", action="store_true", help="ask nothing: flags, else defaults")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    s = p.add_argument_group("strategy")
+    s.add_argument("--name", help="label for reports (default: from the symbol and strategy)")
+    s.add_argument("--exchange", help="ccxt exchange id (default: coinbase)")
+    s.add_argument("--symbol", help="market BASE/QUOTE (default: BTC/USD on USD exchanges, else BTC/USDT)")
+    s.add_argument("--timeframe", help="candle size (default: 1h)")
+    s.add_argument("--strategy", help="from the library, see `trader strategies` (default: ma_cross)")
+    s.add_argument("--stake", help="share of equity per position, 0.95 or 95%% (default: 95%%)")
+    s.add_argument("--stop-loss", help="exit this far below entry, or none (default: 5%%)")
+    s.add_argument("--take-profit", help="exit this far above entry, or none (default: none)")
+    g = p.add_argument_group("goal")
+    g.add_argument("--capital", help="starting quote balance, written to the strategy file (default: 10000)")
+    g.add_argument("--monthly-return", help="target average monthly return (default: 3%%)")
+    g.add_argument("--min-sharpe", help="target annualised Sharpe ratio (default: 1.5)")
+    g.add_argument("--max-drawdown", help="largest acceptable fall from a peak (default: 10%%)")
+    g.add_argument("--failure-drawdown", help="the kill switch halts beyond this (default: max drawdown x 1.5)")
+    p.set_defaults(handler=_handler)
+    return p
+
+
+def _handler(args: argparse.Namespace) -> int:
+    return run_init(args, os.environ, sys.stdin.isatty())
+
+
+def run_init(args: argparse.Namespace, environ: Mapping[str, str], stdin_is_tty: bool) -> int:
+    interactive = stdin_is_tty and not getattr(args, "yes", False)
+    if not stdin_is_tty and not getattr(args, "yes", False):
+        print("error: trader init asks questions, but stdin is not a terminal: pass --yes to take the "
+              "defaults, with flags such as --exchange, --symbol or --capital to change them", file=sys.stderr)
+        return 2
+    try:
+        healthy = check_environment(args, environ)
+        _Init(args, interactive).run()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was written", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, EOFError):
+        print("\naborted: nothing was written", file=sys.stderr)
+        return 130
+    return 0 if healthy else 1
+
+
+# -- the environment ------------------------------------------------------------------------
+
+
+def check_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """Print the checklist; False when something must be fixed before `trader run`."""
+    from .ledger.db import data_dir, database_url
+    from .logs import Scrubber, secret_env_values
+
+    print("Environment")
+    ok = True
+
+    def line(mark: str, text: str) -> None:
+        nonlocal ok
+        ok = ok and mark != FAIL
+        print(f"  {mark:5}{text}")
+
+    version = ".".join(map(str, sys.version_info[:3]))
+    line(OK if sys.version_info >= (3, 11) else FAIL, f"Python {version} (3.11 or newer needed)")
+    folder = data_dir(environ)
+    problem = _unwritable(folder)
+    line(FAIL if problem else OK, f"data directory {folder}: " + (problem or "writable"))
+    url = database_url(environ)
+    shown, problem = _check_database(url, Scrubber(secret_env_values(environ)))
+    line(FAIL if problem else OK, f"database {shown}: " + (problem or "reachable, schema up to date"))
+    exchange = getattr(args, "exchange", None) or _existing_exchange(Path(args.config))
+    if exchange is None and getattr(args, "yes", False):
+        exchange = DEFAULT_EXCHANGE
+    if exchange is None:
+        line(INFO, "exchange: not chosen yet (asked below)")
+    else:
+        try:
+            _exchange(exchange)
+            line(OK, f"exchange {exchange}: known to ccxt")
+        except ValueError as exc:
+            line(FAIL, str(exc))
+    for name, why in KEYS.items():
+        present = bool((environ.get(name) or "").strip())  # the value itself is never printed
+        line(OK if present else INFO, f"{name} {'set' if present else 'not set'}" + ("" if present else f" ({why})"))
+    key, secret = (bool((environ.get(n) or "").strip()) for n in ("EXCHANGE_API_KEY", "EXCHANGE_API_SECRET"))
+    if key != secret:
+        line(FAIL, "live trading needs both EXCHANGE_API_KEY and EXCHANGE_API_SECRET, only one is set")
+    print()
+    return ok
+
+
+def _unwritable(folder: Path) -> str | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".init-check-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _check_database(url: str, scrubber: Any) -> tuple[str, str | None]:
+    """The URL as it may be shown (no password) and the problem, if any."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from .ledger.db import open_ledger
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "(DATABASE_URL)", "not a database URL: expected e.g. postgresql://user:pass@host/db"
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        problem = _unwritable(Path(parsed.database).parent)
+        if problem:
+            return shown, f"its directory is {problem}"
+    try:
+        engine = open_ledger(url)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        if parsed.password:  # even a short password, which the Scrubber leaves alone
+            first = first.replace(str(parsed.password), "***")
+        return shown, f"unreachable ({type(exc).__name__}: {scrubber.text(first)})"
+    return shown, None
+
+
+def _existing_exchange(path: Path) -> str | None:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:  # missing or broken: the strategy step reports it properly
+        return None
+    value = raw.get("exchange") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# -- answers: parsing and asking ----------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    """A number; '5%' is 0.05, and thousands separators are allowed."""
+    t = str(text).strip().replace(",", "").replace("_", "").lstrip("$")
+    percent = t.endswith("%")
+    try:
+        value = float(t.rstrip("%").strip())
+    except ValueError:
+        raise ValueError(f"{str(text).strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return round(value / 100, 12) if percent else value
+
+
+def _fraction(low: float, high: float, *, high_ok: bool = False, low_ok: bool = False,
+              optional: bool = False) -> Callable[[str], float | None]:
+    def parse(text: str) -> float | None:
+        if optional and str(text).strip().lower() in _OFF:
+            return None
+        value = _number(text)
+        if (value >= low if low_ok else value > low) and (value <= high if high_ok else value < high):
+            return value
+        span = f"{'at least' if low_ok else 'above'} {_pct(low)} and {'at most' if high_ok else 'below'} {_pct(high)}"
+        hint = "; write a fraction like 0.05 or a percentage like 5%" + (", or none to turn it off" if optional else "")
+        raise ValueError(f"{str(text).strip()} is not {span}{hint}")
+    return parse
+
+
+def _ranged(low: float, high: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not low <= value <= high:
+            raise ValueError(f"{what} must be between {low:g} and {high:g}, got {value:g}")
+        return value
+    return parse
+
+
+def _capital(text: str) -> float:
+    value = _number(text.replace("%", "?"))  # a percentage of nothing is not a balance
+    if value <= 0 or value > 1e12:
+        raise ValueError(f"the capital must be a positive amount of the quote currency, like 10000, got {text.strip()}")
+    return value
+
+
+def _exchange(text: str) -> str:
+    from .config import _ccxt_exchanges
+
+    name = text.strip().lower()
+    known = _ccxt_exchanges()
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hint = f"; did you mean: {', '.join(close)}" if close else ", like coinbase, kraken or binance"
+        raise ValueError(f"exchange {name!r} is not known to ccxt: expected a ccxt exchange id{hint}")
+    return name
+
+
+def _symbol(text: str) -> str:
+    value = text.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9._-]+/[A-Z0-9._-]+(:[A-Z0-9._-]+)?", value):
+        raise ValueError(f"{text.strip()!r} is not a market: expected BASE/QUOTE like BTC/USDT")
+    return value
+
+
+def _offered(exchange: str) -> tuple[str, ...]:
+    from .config import _exchange_timeframes
+
+    from .timeframes import timeframe_seconds
+
+    try:
+        offered = _exchange_timeframes(exchange)
+    except Exception:  # an exchange class that cannot be built offline: no list to check against
+        return ()
+    usable = []
+    for timeframe in offered:  # the daemon has no fixed length for e.g. "1M" (months)
+        try:
+            timeframe_seconds(timeframe)
+            usable.append(timeframe)
+        except ValueError:
+            pass
+    return tuple(usable)
+
+
+def _timeframe(exchange: str) -> Callable[[str], str]:
+    from .timeframes import timeframe_seconds
+
+    def parse(text: str) -> str:
+        value = text.strip()
+        timeframe_seconds(value)  # ValueError says what is expected
+        offered = _offered(exchange)
+        if offered and value not in offered:
+            raise ValueError(f"{exchange} has no {value!r} candles; expected one of: {', '.join(offered)}")
+        return value
+    return parse
+
+
+def _strategy(text: str) -> str:
+    import strategies
+
+    value = text.strip()
+    if value not in strategies.REGISTRY:
+        raise ValueError(f"unknown strategy {value!r}; expected one of: {', '.join(sorted(strategies.REGISTRY))}")
+    return value
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.4g}%"
+
+
+class _Init:
+    """Collects the answers, renders and validates both files, warns, then writes."""
+
+    def __init__(self, args: argparse.Namespace, interactive: bool) -> None:
+        self.args = args
+        self.interactive = interactive
+        self.force = getattr(args, "force", False)
+        self.strategy_path = Path(args.config)
+        self.goals_path = Path(args.goals)
+
+    def ask(self, dest: str, prompt: str, default: str, parse: Callable[[str], Any]) -> Any:
+        """A flag's value if given (an error if invalid), else the answer, else the default."""
+        given = getattr(self.args, dest, None)
+        if given is not None:
+            try:
+                return parse(str(given))
+            except ValueError as exc:
+                raise InputError(f"--{dest.replace('_', '-')}: {exc}") from None
+        if not self.interactive:
+            return parse(default)
+        while True:
+            answer = input(f"  {prompt} [{default}]: ").strip()
+            try:
+                return parse(answer or default)
+            except ValueError as exc:
+                print(f"    {exc}; try again")
+
+    def keeps(self, path: Path) -> bool:
+        return path.exists() and not self.force
+
+    def run(self) -> None:
+        from .config import load_strategy_config
+        from .goals import load_goals
+
+        strategy_text = goals_text = None
+        if self.keeps(self.strategy_path):
+            config = load_strategy_config(self.strategy_path)  # ConfigError: exit 2, its text shown
+            print(f"Strategy: {self.strategy_path} exists and is valid")
+            self._ignored(("name", "exchange", "symbol", "timeframe", "strategy", "stake", "stop_loss",
+                           "take_profit", "capital"), self.strategy_path)
+        else:
+            if self.interactive:
+                print("Strategy: press Enter to take the [default]")
+            answers = self.strategy_answers()
+        if self.keeps(self.goals_path):
+            goals = load_goals(self.goals_path)
+            print(f"Goal: {self.goals_path} exists and is valid")
+            self._ignored(("monthly_return", "min_sharpe", "max_drawdown", "failure_drawdown"), self.goals_path)
+        else:
+            if self.interactive:
+                print("Goal: what 'working' and 'failing' mean for this bot")
+            goals_text = render_goals(self.goal_answers())
+            goals = _validated_goals(goals_text, self.goals_path)
+        if not self.keeps(self.strategy_path):
+            # Asked with the goal (it is what the returns are measured on), kept in the strategy file.
+            quote = answers["symbol"].split("/")[1].split(":")[0]
+            answers["capital"] = self.ask("capital", f"Starting capital in {quote}", "10000", _capital)
+            strategy_text = render_strategy(answers)
+            config = _validated_strategy(strategy_text, self.strategy_path)
+        print()
+        print(f"Strategy: {summary_of_strategy(config)}")
+        print(f"Goal:     {summary_of_goals(goals)}")
+        print()
+        metrics = self.backtest(config, goals)
+        for warning in goal_warnings(config, goals, metrics, getattr(self.args, "data", None)):
+            print(f"{WARN} {warning}")
+        # Only now, with both files validated, is anything written.
+        pending = [(path, text) for path, text in ((self.strategy_path, strategy_text), (self.goals_path, goals_text))
+                   if text is not None]
+        _write_all(pending)
+        for path, text in ((self.strategy_path, strategy_text), (self.goals_path, goals_text)):
+            print(f"wrote {path}" if text is not None else f"kept {path} (--force replaces it)")
+        print("next: `trader backtest --data FILE` to test the strategy, `trader run` to paper trade it")
+
+    def _ignored(self, dests: tuple[str, ...], path: Path) -> None:
+        given = [f"--{d.replace('_', '-')}" for d in dests if getattr(self.args, d, None) is not None]
+        if given:
+            print(f"  {INFO:5}{', '.join(given)} ignored: {path} exists (--force replaces it)")
+
+    def strategy_answers(self) -> dict[str, Any]:
+        a: dict[str, Any] = {}
+        a["exchange"] = self.ask("exchange", "Exchange (ccxt id)", DEFAULT_EXCHANGE, _exchange)
+        quote = "USD" if a["exchange"] in USD_EXCHANGES else "USDT"
+        a["symbol"] = self.ask("symbol", "Market", f"BTC/{quote}", _symbol)
+        offered = _offered(a["exchange"])
+        default_tf = "1h" if not offered or "1h" in offered else offered[0]
+        a["timeframe"] = self.ask("timeframe", "Candle timeframe" + (f" ({', '.join(offered)})" if offered else ""),
+                                  default_tf, _timeframe(a["exchange"]))
+        if self.interactive and getattr(self.args, "strategy", None) is None:
+            import strategies
+
+            for name, strategy in sorted(strategies.REGISTRY.items()):
+                print(f"    {name}: {strategy.description}")
+        a["strategy"] = self.ask("strategy", "Strategy", "ma_cross", _strategy)
+        a["stake_fraction"] = self.ask("stake", "Stake: share of equity per position", "95%", _fraction(0, 1, high_ok=True))
+        a["stop_loss"] = self.ask("stop_loss", "Stop-loss below the entry price (none: off)", "5%", _fraction(0, 1, optional=True))
+        a["take_profit"] = self.ask("take_profit", "Take-profit above the entry price (none: off)", "none",
+                                    _fraction(0, 100, high_ok=True, optional=True))
+        name = getattr(self.args, "name", None)
+        default_name = re.sub(r"[^a-z0-9]+", "-", f"{a['symbol']}-{a['strategy']}".lower()).strip("-")
+        a["name"] = (name or default_name).strip()[:80] or default_name
+        return a
+
+    def goal_answers(self) -> dict[str, float]:
+        g: dict[str, float] = {}
+        g["monthly_return"] = self.ask("monthly_return", "Target monthly return", "3%", _fraction(0, 1, low_ok=True))
+        g["sharpe"] = self.ask("min_sharpe", "Minimum Sharpe ratio (annualised)", "1.5", _ranged(0, 10, "the Sharpe target"))
+        g["max_drawdown"] = self.ask("max_drawdown", "Maximum drawdown (success)", "10%", _fraction(0, 1))
+        limit = g["max_drawdown"]
+
+        def failure(text: str) -> float:
+            value = _fraction(0, 1)(text)
+            assert value is not None
+            if value < limit:
+                raise ValueError(f"the failure drawdown ({_pct(value)}) must be at least the success maximum ({_pct(limit)})")
+            return value
+
+        default = _pct(min(round(limit * 1.5, 6), max(limit, 0.99)))
+        g["failure_drawdown"] = self.ask("failure_drawdown", "Failure drawdown: the kill switch halts beyond it", default, failure)
+        return g
+
+    def backtest(self, config: Any, goals: Any) -> Any:
+        """The strategy's metrics on --data, shown next to the targets; None without --data."""
+        path = getattr(self.args, "data", None)
+        if not path:
+            return None
+        from .backtest import run_backtest
+        from .ohlcv import load_ohlcv
+
+        frame = load_ohlcv(path, config.timeframe)  # DataError: exit 2, nothing written
+        try:
+            metrics = run_backtest(frame, config).metrics
+        except ValueError as exc:
+            raise InputError(f"{path}: cannot backtest on it ({exc})") from None
+        target = goals.success
+        show = lambda metric, fmt: (fmt(target[metric]) if metric in target else "-")  # noqa: E731
+        print(f"Backtest of {config.strategy} on {path}: {len(frame):,} bars, "
+              f"{frame.index[0]:%Y-%m-%d} to {frame.index[-1]:%Y-%m-%d}")
+        print(f"  {'':16}{'your target':>14}{'backtest':>12}")
+        print(f"  {'monthly return':16}{show('monthly_return', lambda v: '>= ' + _pct(v)):>14}{metrics.monthly_return:>12.2%}")
+        print(f"  {'Sharpe':16}{show('sharpe', lambda v: f'>= {v:g}'):>14}{metrics.sharpe:>12.2f}")
+        print(f"  {'max drawdown':16}{show('max_drawdown', lambda v: '<= ' + _pct(v)):>14}{metrics.max_drawdown:>12.2%}")
+        print(f"  {'closed trades':16}{'':>14}{metrics.trades:>12}")
+        print()
+        return metrics
+
+
+def summary_of_strategy(config: Any) -> str:
+    risk = config.risk
+    off = lambda v: "off" if v is None else _pct(v)  # noqa: E731
+    quote = config.symbol.split("/")[1].split(":")[0]
+    return (f"{config.strategy} on {config.exchange} {config.symbol} {config.timeframe}, capital "
+            f"{config.capital:g} {quote}, stake {_pct(risk.stake_fraction)}, stop-loss {off(risk.stop_loss)}, "
+            f"take-profit {off(risk.take_profit)} (version {config.version})")
+
+
+def summary_of_goals(goals: Any) -> str:
+    from .goals import POLARITY
+
+    words = {"monthly_return": "monthly return", "max_drawdown": "max drawdown", "sharpe": "Sharpe"}
+    parts = []
+    for metric, value in goals.success.items():
+        ratio = metric in ("sharpe", "sortino", "profit_factor")
+        sign = ">=" if POLARITY[metric] > 0 else "<="
+        parts.append(f"{words.get(metric, metric)} {sign} {value:g}" if ratio else f"{words.get(metric, metric)} {sign} {_pct(value)}")
+    limit = goals.max_drawdown_limit
+    halt = f"; the kill switch halts beyond a {_pct(limit)} drawdown" if limit is not None else ""
+    return (", ".join(parts) or "no success thresholds") + halt
+
+
+# -- rendering and validating the files ---------------------------------------------------------
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar that reads back as `value`."""
+    import yaml
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        value = float(f"{value:.10g}")
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        text = repr(value)
+        return f"{value:.12f}".rstrip("0") if "e" in text else text  # PyYAML reads 1e-05 as a string
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./-]*", text) and yaml.safe_load(text) == text
+    return text if plain else json.dumps(text)
+
+
+def _around(value: float, step: float, cap: float) -> tuple[float, float, float]:
+    """Bounds for a risk setting: roughly 0.4x to 2x the chosen value, on the step grid."""
+    low = max(step, math.floor(round(value * 0.4 / step, 6)) * step)
+    high = min(cap, math.ceil(round(value * 2 / step, 6)) * step)
+    return round(min(low, value), 6), round(max(high, value), 6), step
+
+
+def tunable_bounds(strategy: Any, params: Any, risk: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+    """The strategy's declared tunable bounds, widened so the chosen values lie inside, plus
+    the stop-loss and take-profit when they are on."""
+    out: dict[str, tuple[float, float, float]] = {}
+    values = params.model_dump()
+    for key, (low, high, step) in strategy.tunable.items():
+        value = values.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = (min(low, value), max(high, value), step)
+    if risk.get("stop_loss"):
+        out["stop_loss"] = _around(risk["stop_loss"], 0.01, 0.5)
+    if risk.get("take_profit"):
+        out["take_profit"] = _around(risk["take_profit"], 0.01, 100.0)
+    return out
+
+
+def _rows(pairs: list[tuple[str, str, str]], indent: str) -> list[str]:
+    """`key: value   # comment` lines with the comments aligned."""
+    width = max((len(f"{k}: {v}") for k, v, _ in pairs), default=0) + 2
+    return [f"{indent}{(k + ': ' + v).ljust(width)}# {c}" if c else f"{indent}{k}: {v}" for k, v, c in pairs]
+
+
+def render_strategy(a: Mapping[str, Any]) -> str:
+    import strategies
+
+    strategy = strategies.get(a["strategy"])
+    params = strategy.params()
+    quote = a["symbol"].split("/")[1].split(":")[0]
+    fields = type(params).model_fields
+    param_rows = [(k, _scalar(v), fields[k].description or "") for k, v in params.model_dump().items()]
+    risk = {"stake_fraction": a["stake_fraction"], "stop_loss": a["stop_loss"], "take_profit": a["take_profit"]}
+    tunable = tunable_bounds(strategy, params, risk)
+    names = ", ".join(sorted(strategies.REGISTRY))
+    lines = [
+        "# The strategy the daemon trades, written by `trader init`. Edit by hand: the daemon validates",
+        "# every change and refuses a bad file with a message naming the line and the field. Every",
+        "# distinct content of this file is a \"strategy version\" (a hash), and every order, fill and",
+        "# equity point carries it.",
+        "",
+        "# A label for reports and logs.",
+        f"name: {_scalar(a['name'])}",
+        "",
+        "# Where and what: a ccxt exchange id, a market symbol (BASE/QUOTE) and a candle timeframe",
+        "# that the exchange offers (1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 1d, ...).",
+        f"exchange: {_scalar(a['exchange'])}",
+        f"symbol: {_scalar(a['symbol'])}",
+        f"timeframe: {_scalar(a['timeframe'])}",
+        "",
+        f"# Starting quote balance for backtests and paper trading ({quote} here).",
+        f"capital: {_scalar(float(a['capital']))}",
+        "",
+        f"# Which strategy from the library: {names}.",
+        f"# {strategy.name}: {strategy.description}",
+        f"strategy: {strategy.name}",
+        "",
+        "# The strategy's parameters, the library's defaults (`trader strategies` lists them all).",
+        "params:",
+        *_rows(param_rows, "  "),
+        "",
+        "risk:",
+        *_rows([
+            ("stake_fraction", _scalar(a["stake_fraction"]), "share of equity committed to a position (0 < x <= 1)"),
+            ("stop_loss", _scalar(a["stop_loss"]), "exit this fraction below the entry price; null turns it off"),
+            ("take_profit", _scalar(a["take_profit"]), "exit this fraction above the entry price; null turns it off"),
+            ("fee", "0.001", "per fill, fraction of notional (0.1%)"),
+            ("slippage", "0.0005", "adverse price move on market fills, fraction of price"),
+        ], "  "),
+        "",
+        "# The variables Hermes may change, one per experiment, and never outside these bounds.",
+        "# Names are parameters above or the risk settings stake_fraction, stop_loss, take_profit.",
+    ]
+    if tunable:
+        width = max(map(len, tunable)) + 2
+        lines.append("tunable:")
+        lines += [f"  {(k + ':').ljust(width)}{{min: {_scalar(float(lo))}, max: {_scalar(float(hi))}, step: {_scalar(float(st))}}}"
+                  for k, (lo, hi, st) in tunable.items()]
+    else:
+        lines.append("tunable: {}")
+    return "\n".join(lines) + "\n"
+
+
+def render_goals(g: Mapping[str, float]) -> str:
+    m, s, dd, fail = g["monthly_return"], g["sharpe"], g["max_drawdown"], g["failure_drawdown"]
+    return "\n".join([
+        "# Your Well-Defined Goal, written by `trader init`: what \"working\" and \"failing\" mean for this",
+        "# bot. Hermes scores every review against it, and the daemon's kill switch uses the failure",
+        "# drawdown. Fractions, not percent: 0.03 is 3%.",
+        "",
+        "# Success: every threshold met means the strategy does what you want.",
+        "success:",
+        *_rows([("monthly_return", _scalar(m), f"average monthly return, at least {_pct(m)}"),
+                ("sharpe", _scalar(s), f"annualised Sharpe ratio, at least {s:g}"),
+                ("max_drawdown", _scalar(dd), f"largest fall from a peak, at most {_pct(dd)}")], "  "),
+        "",
+        "# Failure: any of these breached means stop and rethink.",
+        "failure:",
+        "  thresholds:",
+        *_rows([("max_drawdown", _scalar(fail), f"above {_pct(fail)} the daemon halts (kill switch) and Hermes proposes a rollback"),
+                ("sharpe", "0.0", "below 0 over the lookback window")], "    "),
+        "  monthly_return_floor:  # this many months in a row below the floor",
+        "    value: -0.02",
+        "    months: 2",
+        "",
+        "# No verdict (met or failing) before this many closed trades.",
+        "min_trades: 10",
+        "",
+        "# What the kill switch does with an open position: close it, or keep it and only stop new entries.",
+        "on_halt: close",
+        "",
+        "review:",
+        '  cron: "0 6 * * mon"    # when Hermes reviews (UTC): Mondays 06:00',
+        "  lookback_days: 90      # history that is scored and backtested",
+    ]) + "\n"
+
+
+def _validated_strategy(text: str, path: Path) -> Any:
+    from .config import parse_strategy_config
+    from .yamlfile import parse_yaml
+
+    raw, lines = parse_yaml(text, str(path), "the strategy settings")
+    return parse_strategy_config(raw, source=str(path), lines=lines)
+
+
+def _validated_goals(text: str, path: Path) -> Any:
+    from .goals import parse_goals
+    from .yamlfile import parse_yaml
+
+    raw, lines = parse_yaml(text, str(path), "the goals")
+    return parse_goals(raw, str(path), lines)
+
+
+def _write_all(files: list[tuple[Path, str]]) -> None:
+    """Write every file or none: all go to temporary files first, then each is renamed over
+    its target (a rename within a directory does not fail halfway)."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a daemon running as another user
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+    except OSError as exc:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    for tmp, path in staged:
+        os.replace(tmp, path)
+
+
+# -- is the goal realistic? -------------------------------------------------------------------------
+
+
+def goal_warnings(config: Any, goals: Any, metrics: Any = None, data: str | None = None) -> list[str]:
+    """One sentence per reason the goal looks out of reach for this capital and market."""
+    out: list[str] = []
+    success = goals.success
+    monthly, sharpe, max_dd = success.get("monthly_return"), success.get("sharpe"), success.get("max_drawdown")
+    failure_dd = goals.max_drawdown_limit
+    quote = config.symbol.split("/")[1].split(":")[0]
+    if monthly is not None and monthly > 0.10:
+        out.append(f"a {_pct(monthly)} monthly target compounds to {(1 + monthly) ** 12 - 1:.0%} a year; few strategies "
+                   "sustain that, and chasing it usually means taking risks that end at the failure drawdown.")
+    if sharpe is not None and sharpe > 3:
+        out.append(f"a Sharpe ratio of {sharpe:g} held over months is rare even for professional funds, "
+                   "so the success verdict may stay out of reach.")
+    if max_dd is not None and max_dd < 0.05:
+        out.append(f"crypto prices often move 5% in a day, so a strategy that holds positions will rarely "
+                   f"keep its drawdown under {_pct(max_dd)}.")
+    capital, stake, fee = config.capital, config.risk.stake_fraction, config.risk.fee
+    if capital < TYPICAL_MIN_ORDER * FEW_ORDERS:
+        out.append(f"with {capital:g} {quote} and a typical {TYPICAL_MIN_ORDER:g} {quote} minimum order, fees of "
+                   f"{_pct(fee)} per fill plus order-size rounding weigh heavily on every trade, and there is little room to size positions.")
+    if capital * stake < TYPICAL_MIN_ORDER:
+        out.append(f"a position of {capital * stake:g} {quote} ({_pct(stake)} of {capital:g}) is below the typical "
+                   f"{TYPICAL_MIN_ORDER:g} {quote} minimum order, so the exchange would refuse it.")
+    if metrics is not None:
+        if failure_dd is not None and metrics.max_drawdown > failure_dd:
+            out.append(f"in the backtest on {data} the strategy fell {metrics.max_drawdown:.1%} from a peak, beyond "
+                       f"the failure drawdown of {_pct(failure_dd)}: the kill switch would have halted it.")
+        elif max_dd is not None and metrics.max_drawdown > max_dd:
+            out.append(f"in the backtest on {data} the strategy fell {metrics.max_drawdown:.1%} from a peak, more "
+                       f"than your {_pct(max_dd)} maximum drawdown, so as configured it would miss this goal.")
+        if monthly is not None and metrics.monthly_return < monthly:
+            out.append(f"the backtest made {metrics.monthly_return:.2%} a month, below your {_pct(monthly)} target.")
+    return out
