@@ -42,15 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollback.add_argument("--config", default="config/strategy.yaml")
     rollback.set_defaults(handler=_rollback)
 
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    try:
-        return args.handler(args) or 0
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    from trader.cli import dispatch
+
+    return dispatch(parser, argv)
 
 
 def _files(parser) -> None:

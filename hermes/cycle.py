@@ -205,7 +205,7 @@ def _start(factory, config: StrategyConfig, proposal: Proposal, now: datetime) -
 
 def _record(factory, inputs: CycleInputs, result: CycleResult, book: str, challenger_book: str | None,
             problem: str | None) -> CycleResult:
-    from .report import render_markdown, write_report
+    from .report import write_report
 
     with factory.begin() as s:
         review = Review(time=result.time, mode=result.mode, strategy_version=result.strategy_version,

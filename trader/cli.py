@@ -13,7 +13,11 @@ from .errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    return dispatch(_parser(), argv)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Run the chosen command's handler; the user's mistakes end with a message and exit 2."""
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

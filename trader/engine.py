@@ -16,7 +16,6 @@ Every step is idempotent, so a tick repeated after a crash duplicates nothing.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 

@@ -11,7 +11,8 @@ from strategies.ma_cross import MaCrossParams
 from trader.config import load_strategy_config
 from trader.errors import ConfigError
 from trader.goals import load_goals
-from trader.onboarding import add_command, run_init, tunable_bounds
+from trader.onboarding import add_command, run_init
+from trader.scaffold import tunable_bounds
 
 from ..conftest import BTC_1H, ROOT, STRATEGY_YAML
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from .rules import (
-    BUY, NONE, SELL, SIGNAL, STOP_LOSS, TAKE_PROFIT, add_to_position, close_out, exit_hit, rebalance,
+    BUY, NONE, SELL, SIGNAL, add_to_position, close_out, exit_hit, rebalance,
 )
 
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
