@@ -68,9 +68,13 @@ def _review(args: argparse.Namespace) -> int:
     goals = load_goals(args.goals)
     config = load_strategy_config(args.config)
     now = _parse_now(args.now)
+    from trader import terminal
+
     ohlcv = load_history(config, goals.review.lookback_days, now, args.data)
-    result = run_cycle(_ledger(), CycleInputs(config_path=Path(args.config), goals=goals, ohlcv=ohlcv,
-                                              data_dir=data_dir(), now=now, environ=os.environ))
+    with terminal.bar("walk-forward backtests") as advance:
+        result = run_cycle(_ledger(), CycleInputs(config_path=Path(args.config), goals=goals, ohlcv=ohlcv,
+                                                  data_dir=data_dir(), now=now, environ=os.environ,
+                                                  progress=advance))
     if args.json:
         print(json.dumps(result.model_dump(mode="json")))
     else:

@@ -41,6 +41,7 @@ class CycleInputs:
     environ: Mapping[str, str] = field(default_factory=dict)
     claude_settings: object | None = None
     budget: int = 100  # candidate backtests per cycle
+    progress: object | None = None  # progress(done, total) while the candidates are backtested
 
 
 def mode_of(session) -> str:
@@ -243,7 +244,7 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard) ->
         refused = rejected_values(s)
     variants = proposer.plan_variants(config, metric, refused, budget=inputs.budget)
     window = inputs.ohlcv[inputs.ohlcv.index >= inputs.now - timedelta(days=inputs.goals.review.lookback_days)]
-    candidates = proposer.evaluate(window, config, variants, metric)
+    candidates = proposer.evaluate(window, config, variants, metric, progress=inputs.progress)
     rules_choice = proposer.choose(candidates, metric)
     if rules_choice is None:
         return None, f"no candidate improved {metric} consistently ({len(candidates)} tried)"

@@ -81,8 +81,9 @@ def plan_variants(config: StrategyConfig, weakest: str | None, rejected: dict[st
 
 
 def evaluate(ohlcv: pd.DataFrame, config: StrategyConfig, variants: Sequence[tuple[str, float]],
-             metric: str, folds: int = FOLDS) -> list[Candidate]:
-    """Walk-forward evaluation of each variant against the baseline on the weakest metric."""
+             metric: str, folds: int = FOLDS, progress=None) -> list[Candidate]:
+    """Walk-forward evaluation of each variant against the baseline on the weakest metric.
+    `progress(done, total)` is called as backtests complete (for a progress bar)."""
     if not variants:
         return []
     changes = [{}] + [{name: value} for name, value in variants]
@@ -93,9 +94,12 @@ def evaluate(ohlcv: pd.DataFrame, config: StrategyConfig, variants: Sequence[tup
     if bounds[1] - bounds[0] < 24:
         raise ValueError(f"{n} bars are too few for {folds} walk-forward folds after a {warmup}-bar warm-up")
     per_fold = []
+    total = folds * len(configs)
     for k in range(folds):
         part = ohlcv.iloc[bounds[k] - warmup: bounds[k + 1]]
-        per_fold.append(sweep(part, config, configs))
+        done = k * len(configs)
+        per_fold.append(sweep(part, config, configs,
+                              progress=None if progress is None else (lambda i, _n, d=done: progress(d + i, total))))
     sign = POLARITY.get(metric, 1)
     values = np.array([[_num(table.iloc[i][metric]) for table in per_fold] for i in range(len(changes))])
     sharpes = np.array([[_num(table.iloc[i]["sharpe"]) for table in per_fold] for i in range(len(changes))])

@@ -32,6 +32,11 @@ def add_commands(sub) -> None:
     resume = sub.add_parser("resume", help="resume trading after a halt")
     resume.set_defaults(handler=lambda a: _set_state("running", None))
 
+    report = sub.add_parser("report", help="show the latest Hermes report")
+    report.add_argument("--id", type=int, help="a review number (default: the latest)")
+    report.add_argument("--markdown", action="store_true", help="print the report's Markdown as written")
+    report.set_defaults(handler=_report)
+
     approve = sub.add_parser("approve", help="approve live trading of the exact current strategy version")
     approve.add_argument("--live", action="store_true", required=True, help="approve live trading")
     approve.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
@@ -115,6 +120,28 @@ def _status(args: argparse.Namespace) -> int:
         ev = snap["last_event"]
         table.add_row("last event", f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}")
     Console().print(table)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .ledger.models import Review
+
+    with _ledger()() as s:
+        query = s.query(Review)
+        review = s.get(Review, args.id) if args.id else query.order_by(Review.id.desc()).first()
+        if review is None:
+            raise InputError(f"no Hermes review {'#' + str(args.id) + ' ' if args.id else ''}in the ledger yet: "
+                             "the daemon runs one every week, or run `hermes review`")
+        markdown, result, path = review.report_markdown, dict(review.result), review.report_path
+    if args.markdown:
+        print(markdown or "")
+        return 0
+    from hermes.report import render_terminal
+    from hermes.types import CycleResult
+
+    render_terminal(CycleResult.model_validate(result))
+    if path:
+        print(f"full report: {path}")
     return 0
 
 

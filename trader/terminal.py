@@ -35,6 +35,25 @@ def phases(enabled: bool = True) -> Iterator[Callable[[str], None]]:
 
 
 @contextlib.contextmanager
+def bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for work of known size: advance(done, total)."""
+    console = _stderr_console()
+    if not console.is_terminal:
+        yield lambda _done, _total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+@contextlib.contextmanager
 def counter(label: str) -> Iterator[Callable[[int, object], None]]:
     """A running count for work of unknown size (downloads): advance(rows_so_far, last)."""
     console = _stderr_console()

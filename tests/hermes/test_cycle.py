@@ -167,6 +167,9 @@ def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
         return subprocess.run([sys.executable, "-m", "hermes.cli", *map(str, args)], capture_output=True,
                               text=True, cwd=ROOT, env=env, timeout=120)
 
+    none_yet = subprocess.run([sys.executable, "-m", "trader.cli", "report"], capture_output=True, text=True,
+                              cwd=ROOT, env=env, timeout=120)
+    assert none_yet.returncode == 2 and "no Hermes review in the ledger yet" in none_yet.stderr
     refused = hermes("approve", "--yes")
     assert refused.returncode == 2 and "until one read-only review has completed" in refused.stderr
     world.drive(0, 1500)
@@ -178,6 +181,13 @@ def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
                       "--now", world.btc.index[1499].isoformat())
     assert reviewed.returncode == 0, reviewed.stderr
     assert json.loads(reviewed.stdout)["mode"] == "read_only"
+    shown = subprocess.run([sys.executable, "-m", "trader.cli", "report"], capture_output=True, text=True,
+                           cwd=ROOT, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "read-only" in shown.stdout.lower() and "full report:" in shown.stdout
+    raw = subprocess.run([sys.executable, "-m", "trader.cli", "report", "--markdown"], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=120)
+    assert raw.stdout.startswith("# Hermes weekly review")
     assert hermes("approve", "--yes").returncode == 0
     with world.factory() as s:
         assert cycle_module.mode_of(s) == "apply"
