@@ -4,6 +4,7 @@ report. Read-only until the user approves apply mode; never applies in its first
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,11 @@ class CycleInputs:
     progress: object | None = None  # progress(done, total) while the candidates are backtested
 
 
+def spent_alpha(k: int, family: float = 0.05) -> float:
+    """The error budget of the k-th experiment: family * 6 / (pi^2 k^2), summing to `family`."""
+    return family * 6.0 / (math.pi ** 2 * k * k)
+
+
 def mode_of(session) -> str:
     """apply only after `hermes approve`, which needs one read-only cycle first."""
     return "apply" if store.latest_approval(session, "hermes_apply") is not None else "read_only"
@@ -78,8 +84,17 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
     with factory.begin() as s:
         store.ensure_version(s, config, text)
         experiment = running_experiment(s)
+        state = s.get(DaemonState, book)
+        halted = state is not None and state.state == "halted"
         if scorecard.verdict == "failing":
             decision = _failing(s, config, experiment, apply, book, scorecard)
+        elif halted and apply:
+            # a halted baseline holds cash: comparing a trading challenger with it means nothing
+            if experiment is not None:
+                experiment.status, experiment.decided_at = "stopped", now
+            decision = ExperimentDecision(experiment_id=experiment.id if experiment else None, action="none",
+                                          reason=f"the daemon is halted ({state.reason}): no experiment runs "
+                                                 "until `trader resume`")
         elif experiment is not None:
             decision = _judge(s, experiment, config, apply, book, now)
         else:
@@ -94,7 +109,7 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
     still_running = decision.action == "continue"
     if scorecard.verdict != "failing" and not still_running:
         proposal, problem = _propose(factory, inputs, config, scorecard)
-        if proposal is not None and apply:
+        if proposal is not None and apply and not halted:
             challenger_book = _start(factory, config, proposal, now)
     result = CycleResult(review_id=None, time=now, mode=mode, strategy_version=config.version,
                          scorecard=scorecard, decision=decision, proposal=proposal)
@@ -118,10 +133,17 @@ def _judge(s, experiment: Experiment, config: StrategyConfig, apply: bool, book:
     joined = pd.concat([base, shadow], axis=1, join="inner").dropna()
     returns = joined.pct_change().dropna().to_numpy()
     bars_per_day = 86400 / max((joined.index[1] - joined.index[0]).total_seconds(), 1) if len(joined) > 1 else 24
+    # The shadow test runs on bars no candidate was selected on, so what it must correct for
+    # is every forward test: the k-th experiment gets the share 6/(pi^2 k^2) of the 5% error
+    # budget (the shares sum to 5% over the daemon's whole life), split by Šidák over the
+    # reviews that may look at it. P(any false promotion, ever) <= 5% under the null.
+    experiments = s.query(Experiment).filter(Experiment.id <= experiment.id).count()
     verdict = stats.decide(returns[:, 1] if len(returns) else np.array([]),
                            returns[:, 0] if len(returns) else np.array([]),
-                           variants_tried=max(1, experiment.variants_tried), min_bars=int(MIN_DAYS * bars_per_day),
+                           variants_tried=MAX_CYCLES, promotion_alpha=spent_alpha(experiments),
+                           min_bars=int(MIN_DAYS * bars_per_day * 0.95),  # a week of paired returns
                            max_cycles=MAX_CYCLES, cycles_run=experiment.cycles + 1)
+    verdict.evidence.update(experiments_so_far=experiments, candidates_screened=experiment.variants_tried)
     experiment.cycles += 1
     experiment.evidence = verdict.evidence
     if verdict.action != "continue":
@@ -136,21 +158,22 @@ def _failing(s, config: StrategyConfig, experiment: Experiment | None, apply: bo
     breached = ", ".join(f"{g.metric} {g.value:.4g} vs {g.threshold:g}" for g in scorecard.goals
                          if g.status == "failing" and g.value is not None) or "a failure threshold"
     state = s.get(DaemonState, book)
-    if state is not None and state.state != "halted":
+    halt = "the daemon is halted" if apply else "read-only: the daemon would be halted"
+    if apply and state is not None and state.state != "halted":
         state.state, state.reason = "halted", f"Hermes: failure threshold breached ({breached})"
         store.record_event(s, "halted", state.reason, book)
-    if experiment is not None:
+    if experiment is not None and apply:
         experiment.status = "stopped"
     target = s.scalars(select(Review.strategy_version).where(
         Review.verdict != "failing", Review.strategy_version != config.version).order_by(Review.id.desc())).first()
     if target is None:
         return ExperimentDecision(experiment_id=None, action="rollback", applied=False,
                                   baseline_version=config.version,
-                                  reason=f"failing ({breached}); the daemon is halted; no earlier version "
+                                  reason=f"failing ({breached}); {halt}; no earlier version "
                                          f"that was not failing is known, so there is nothing to roll back to")
     return ExperimentDecision(experiment_id=None, action="rollback", applied=apply, baseline_version=config.version,
                               challenger_version=target,
-                              reason=f"failing ({breached}); the daemon is halted; roll back to {target}, "
+                              reason=f"failing ({breached}); {halt}; roll back to {target}, "
                                      f"the last version that was not failing")
 
 

@@ -64,20 +64,33 @@ def variables_by_priority(config: StrategyConfig, weakest: str | None) -> list[s
 
 def plan_variants(config: StrategyConfig, weakest: str | None, rejected: dict[str, set[float]],
                   budget: int = 100) -> list[tuple[str, float]]:
-    """Up to `budget` (variable, value) pairs across the tunable variables, each a valid config."""
+    """Up to `budget` (variable, value) pairs across the tunable variables, each a valid config.
+    The budget is shared out evenly; what a small grid leaves unused goes to the others."""
     names = variables_by_priority(config, weakest)
     if not names:
         return []
-    per_variable = max(2, budget // len(names))
-    out: list[tuple[str, float]] = []
-    for name in names:
-        for value in candidate_values(config, name, rejected.get(name, ()), per_variable):
+
+    def valid(name: str, limit: int) -> list[tuple[str, float]]:
+        out = []
+        for value in candidate_values(config, name, rejected.get(name, ()), limit):
             try:
                 config.with_value(name, value)
             except ConfigError:
                 continue  # e.g. a fast average no longer faster than the slow one
             out.append((name, value))
-    return out[:budget]
+        return out
+
+    share = max(2, budget // len(names))
+    plans = {name: valid(name, share) for name in names}
+    spare = budget - sum(len(p) for p in plans.values())
+    for name in names:  # in priority order
+        if spare <= 0:
+            break
+        if len(plans[name]) >= share:  # its grid was cut: it can take more
+            wider = valid(name, share + spare)
+            spare -= len(wider) - len(plans[name])
+            plans[name] = wider
+    return [pair for name in names for pair in plans[name]][:budget]
 
 
 def evaluate(ohlcv: pd.DataFrame, config: StrategyConfig, variants: Sequence[tuple[str, float]],

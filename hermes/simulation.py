@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,6 +195,15 @@ def _schedule(frame: pd.DataFrame, timeframe: str, start: int, weeks_warmup: int
     return ends
 
 
+def _fresh(workdir: str | Path) -> Path:
+    """A work directory without a ledger yet: a replay must start from an empty book."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if (workdir / "ledger.db").exists():
+        raise ValueError(f"{workdir} already holds a ledger; give each simulation its own directory")
+    return workdir
+
+
 def _as_config(strategy: str | StrategyConfig | Path) -> tuple[StrategyConfig, str]:
     if isinstance(strategy, StrategyConfig):
         return strategy, yaml.safe_dump(strategy.to_dict(), sort_keys=False)
@@ -218,8 +226,7 @@ def simulate(frame: pd.DataFrame, strategy: str | StrategyConfig | Path, goals: 
     """Replay `frame` from bar `start` through the daemon and run `cycles` weekly Hermes cycles,
     the first at the end of week `weeks_warmup`. `strategy` is YAML text, a path or a config;
     bars before `start` are history only (indicator warm-up, walk-forward backtests)."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = _fresh(workdir)
     initial, text = _as_config(strategy)
     path = workdir / "strategy.yaml"
     path.write_text(text, encoding="utf-8")
@@ -310,9 +317,7 @@ def naive_reoptimise(frame: pd.DataFrame, config: StrategyConfig, *, weeks_warmu
     re-optimised jointly (a `coarse_grid`, best in-sample `metric` on the trailing
     `lookback_days`) and the winner trades the next week. Before the first review the
     original config trades, as in the Hermes run."""
-    workdir = Path(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = _fresh(workdir)
     ends = _schedule(frame, config.timeframe, start, weeks_warmup, cycles)
     grid = coarse_grid(config, points)
     replay = _Replay(frame, workdir, start, lookback)
@@ -339,10 +344,7 @@ def naive_reoptimise(frame: pd.DataFrame, config: StrategyConfig, *, weeks_warmu
 def replay_fixed(frame: pd.DataFrame, config: StrategyConfig, workdir: str | Path, *, start: int = 0,
                  lookback: int = 500) -> pd.Series:
     """The baseline nobody changes, replayed through the engine; its equity per bar."""
-    workdir = Path(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    replay = _Replay(frame, workdir, start, lookback)
+    replay = _Replay(frame, _fresh(workdir), start, lookback)
     try:
         replay.drive(len(frame), [(MAIN_BOOK, config)])
         return replay.equity()

@@ -293,6 +293,7 @@ def decide(
     *,
     variants_tried: int,
     alpha: float = 0.05,
+    promotion_alpha: float | None = None,
     min_bars: int,
     max_cycles: int,
     cycles_run: int,
@@ -320,9 +321,15 @@ def decide(
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
 
-    better = paired_block_bootstrap(challenger_returns, baseline_returns, seed=seed)
-    worse = paired_block_bootstrap(baseline_returns, challenger_returns, seed=seed)
-    alpha_adj = sidak_alpha(alpha, variants_tried)
+    if promotion_alpha is not None and not 0.0 < promotion_alpha < 1.0:
+        raise ValueError(f"promotion_alpha must be in (0, 1), got {promotion_alpha}")
+    # the promotion level may be a share of the family's error budget (see hermes/cycle.py)
+    family = float(alpha if promotion_alpha is None else promotion_alpha)
+    alpha_adj = sidak_alpha(family, variants_tried)
+    # enough resamples that the smallest attainable p-value is well below the level tested
+    n_boot = max(2000, math.ceil(20.0 / alpha_adj))
+    better = paired_block_bootstrap(challenger_returns, baseline_returns, seed=seed, n_boot=n_boot)
+    worse = paired_block_bootstrap(baseline_returns, challenger_returns, seed=seed, n_boot=n_boot)
     n, diff = better.n, better.mean_diff
     evidence: dict[str, Any] = {
         "n": n,
@@ -330,9 +337,10 @@ def decide(
         "mean_diff": diff,
         "p_value": better.p_value,
         "p_value_worse": worse.p_value,
-        "family_alpha": float(alpha),
+        "family_alpha": family,
         "alpha_adjusted": alpha_adj,
         "variants_tried": int(variants_tried),
+        "n_boot": int(n_boot),
         "min_bars": int(min_bars),
         "cycles_run": int(cycles_run),
         "max_cycles": int(max_cycles),
@@ -343,7 +351,7 @@ def decide(
     if enough and diff > 0.0 and better.p_value < alpha_adj:
         reason = (
             f"Promote: {bars} against the baseline (p = {better.p_value:.4f} < Sidak-adjusted "
-            f"alpha {alpha_adj:.4f} for {variants_tried} variants tried)."
+            f"alpha {alpha_adj:.4f} for {variants_tried} tests)."
         )
         return Decision("promote", reason, evidence)
     if enough and diff < 0.0 and worse.p_value < alpha:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -106,8 +107,12 @@ def test_apply_mode_runs_an_experiment_in_a_shadow_book(world):
     assert judged.decision.action in ("continue", "reject", "promote")
     evidence = judged.decision.evidence
     assert evidence["n"] == 699 and 0 <= evidence["p_value"] <= 1
-    # the Šidák correction for the variants tried makes the bar far higher than 5%
-    assert evidence["alpha_adjusted"] < 0.05 / 10
+    # the first experiment's share of the 5% budget, split by Šidák over its 4 reviews
+    assert evidence["experiments_so_far"] == 1
+    share = 0.05 * 6 / math.pi ** 2
+    assert evidence["family_alpha"] == pytest.approx(share)
+    assert evidence["alpha_adjusted"] == pytest.approx(1 - (1 - share) ** (1 / 4))
+    assert evidence["n_boot"] >= 20 / evidence["alpha_adjusted"]
     with world.factory() as s:
         assert len(store.equity_of(s, exp.book)) == 700
 
@@ -158,6 +163,32 @@ def test_a_failing_goal_halts_and_rolls_back_to_the_last_good_version(world, tmp
     with world.factory() as s:
         state = s.get(DaemonState, "main")
     assert state.state == "halted" and "Hermes: failure threshold breached (sharpe" in state.reason
+
+
+def test_a_failing_goal_in_read_only_mode_halts_nothing(world):
+    world.drive(0, 1500)
+    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 50.0}}, "review": {"lookback_days": 60}})
+    before = world.path.read_text()
+    result = world.review(1500)
+    assert result.scorecard.verdict == "failing" and result.mode == "read_only"
+    assert "read-only: the daemon would be halted" in result.decision.reason
+    assert not result.decision.applied and world.path.read_text() == before
+    with world.factory() as s:
+        assert s.get(DaemonState, "main").state == "running"
+
+
+def test_no_experiment_starts_while_the_daemon_is_halted(world):
+    world.drive(0, 1500)
+    world.review(1500)
+    world.approve()
+    with world.factory.begin() as s:
+        state = s.get(DaemonState, "main")
+        state.state, state.reason = "halted", "by hand"
+    world.drive(1500, 2300)
+    result = world.review(2300)
+    assert result.decision.action == "none" and "halted (by hand)" in result.decision.reason
+    with world.factory() as s:
+        assert s.query(Experiment).count() == 0
 
 
 def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
