@@ -78,7 +78,7 @@ class StrategyConfig(Frozen):
     exchange: str
     symbol: str
     timeframe: str
-    capital: float = Field(10_000.0, gt=0, description="starting quote balance (backtest, paper)")
+    capital: float = Field(10_000.0, gt=0, le=1e12, description="starting quote balance (backtest, paper)")
     strategy: str
     params: SerializeAsAny[Params]
     risk: Risk = Risk()

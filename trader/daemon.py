@@ -341,12 +341,14 @@ class Service:
     def _note_error(self, message: str | None) -> None:
         with self.factory.begin() as s:
             state = s.get(DaemonState, self.options.book)
+            message = store.scrub(message)
             if state is not None and state.last_error != message:
                 state.last_error = message
 
     def _halt(self, reason: str) -> None:
         with self.factory.begin() as s:
             state = s.get(DaemonState, self.options.book)
+            reason = store.scrub(reason)
             state.state, state.reason, state.last_error = "halted", reason, reason
             store.record_event(s, "halted", reason, self.options.book)
         log.error("HALTED: %s", reason, extra={"event": "halted"})

@@ -33,10 +33,28 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+# What a threshold of each metric can sensibly be (fractions, ratios).
+RANGES: dict[str, tuple[float, float]] = {
+    "monthly_return": (-1.0, 10.0),
+    "total_return": (-1.0, 1000.0),
+    "cagr": (-1.0, 1000.0),
+    "sharpe": (-20.0, 20.0),
+    "sortino": (-20.0, 50.0),
+    "win_rate": (0.0, 1.0),
+    "profit_factor": (0.0, 100.0),
+    "max_drawdown": (0.0, 1.0),
+}
+
+
 def _known_metrics(value: dict[str, float]) -> dict[str, float]:
-    for name in value:
+    for name, threshold in value.items():
         if name not in POLARITY:
             raise ValueError(f"unknown metric {name!r}; expected one of: {', '.join(POLARITY)}")
+        low, high = RANGES[name]
+        if not (low < threshold <= high if name == "max_drawdown" else low <= threshold <= high):
+            bracket = "(" if name == "max_drawdown" else "["
+            raise ValueError(f"{name}: {threshold} is out of range; expected a value in {bracket}{low:g}, {high:g}]"
+                             + (" (a fraction: 0.15 is 15%)" if name == "max_drawdown" else ""))
     return value
 
 

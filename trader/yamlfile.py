@@ -42,6 +42,10 @@ def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be {what}") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise ConfigError(f"{source}: a value cannot be read ({str(exc)[:120]}); expected {what}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

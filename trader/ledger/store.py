@@ -157,9 +157,18 @@ def record_equity(session: Session, *, book: str, time: datetime, equity: float,
         target=target, strategy_version=strategy_version)])
 
 
+def scrub(value: Any) -> Any:
+    """The value with every credential from the environment masked: event texts can quote
+    user input (a key pasted into a YAML file), and the ledger must never hold a key."""
+    from trader.logs import Scrubber, secret_env_values
+
+    scrubber = Scrubber(secret_env_values())
+    return scrubber.tree(value) if scrubber else value
+
+
 def record_event(session: Session, kind: str, message: str, book: str | None = None,
                  data: dict[str, Any] | None = None) -> Event:
-    event = Event(kind=kind, message=message, book=book, data=data, time=utcnow())
+    event = Event(kind=kind, message=scrub(message), book=book, data=scrub(data), time=utcnow())
     session.add(event)
     return event
 
