@@ -10,7 +10,7 @@ are the same for both; only this step differs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from .ledger.store import NewFill
@@ -66,14 +66,10 @@ class PaperBroker:
 class LiveBroker:
     mode = "live"
 
-    def __init__(self, adapter, base: str, quote: str, in_flight_grace: float = 60.0):
+    def __init__(self, adapter, base: str, quote: str):
         self.adapter = adapter
         self.base = base
         self.quote = quote
-        # an order request can still reach the exchange well after our call gave up on it
-        # (ccxt signs with recvWindow=10 s); until this many seconds have passed since the
-        # intent, "the exchange does not know it" does not yet mean "never sent"
-        self.in_flight_grace = in_flight_grace
 
     def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
         from .errors import InsufficientFunds, OrderOutcomeUnknown, OrderRejected
@@ -93,9 +89,6 @@ class LiveBroker:
     def resolve(self, order, fee_rate: float) -> Execution:
         found = self.adapter.fetch_order(order.client_order_id)
         if found is None:
-            age = (datetime.now(timezone.utc) - order.created_at).total_seconds()
-            if age < self.in_flight_grace:
-                return Execution("unknown", error="not at the exchange yet; the request may still arrive")
             return Execution("not_sent")
         return self._booked(found)
 

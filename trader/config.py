@@ -34,6 +34,9 @@ from .yamlfile import LocatedError, format_problems, kind_of, pydantic_problems,
 RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
 
 
+MAX_GRID = 100_000  # values between a tunable's min and max
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -49,6 +52,10 @@ class Bounds(Frozen):
     def _ordered(self) -> "Bounds":
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        # Hermes walks this grid value by value: keep it to a size it can enumerate
+        if (self.max - self.min) / self.step > MAX_GRID:
+            raise ValueError(f"(max - min) / step is {(self.max - self.min) / self.step:.3g} values; "
+                             f"expected at most {MAX_GRID:,} (a larger step or a narrower range)")
         return self
 
     def contains(self, value: float) -> bool:

@@ -47,9 +47,7 @@ class Rig:
         self.adapter = ExchangeAdapter("binance", "BTC/USDT", credentials=Credentials("test-key", "test-secret"),
                                        api_url=exchange.base_url)
         rules = self.adapter.market_rules()
-        # no in-flight grace: these tests settle at once what a crash left (the grace period
-        # itself is exercised in tests/reliability/test_faults.py)
-        broker = LiveBroker(self.adapter, "BTC", "USDT", in_flight_grace=0.0)
+        broker = LiveBroker(self.adapter, "BTC", "USDT")
         if broker_wrapper:
             broker = broker_wrapper(broker)
         self.factory = sessions(open_ledger(url))
