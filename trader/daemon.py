@@ -187,8 +187,11 @@ class Service:
     def __init__(self, options: RunOptions, environ: Mapping[str, str]):
         from .exchange import ExchangeAdapter
 
+        from .logs import secret_env_values
+
         self.options = options
         self.environ = environ
+        store.register_secrets(secret_env_values(environ))
         text = Path(options.config_path).read_text(encoding="utf-8")
         self.config = load_strategy_config(options.config_path)
         self.goals = load_goals_if_any(options.goals_path)

@@ -155,7 +155,7 @@ def test_a_failing_goal_halts_and_rolls_back_to_the_last_good_version(world, tmp
     good = load_strategy_config(world.path).version
     world.path.write_text(world.path.read_text().replace("fast: 20", "fast: 30"))
     world.drive(1500, 2000)
-    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 50.0}}, "review": {"lookback_days": 60}})
+    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 15.0}}, "review": {"lookback_days": 60}})
     result = world.review(2000)
     assert result.scorecard.verdict == "failing"
     assert result.decision.action == "rollback" and result.decision.challenger_version == good
@@ -167,7 +167,7 @@ def test_a_failing_goal_halts_and_rolls_back_to_the_last_good_version(world, tmp
 
 def test_a_failing_goal_in_read_only_mode_halts_nothing(world):
     world.drive(0, 1500)
-    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 50.0}}, "review": {"lookback_days": 60}})
+    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 15.0}}, "review": {"lookback_days": 60}})
     before = world.path.read_text()
     result = world.review(1500)
     assert result.scorecard.verdict == "failing" and result.mode == "read_only"

@@ -172,9 +172,6 @@ def test_no_secret_in_any_output(tmp_path):
 
 
 
-@pytest.mark.xfail(strict=True, reason="trader/yamlfile.py pydantic_problems/_show quote the offending value "
-                   "(up to 57 characters) in the error; the daemon stores that message unmasked in the ledger's "
-                   "events table and /status shows it (see benchmarks/RELIABILITY.md, problem 7)")
 def test_a_key_pasted_into_the_strategy_file_while_running_stays_out_of_the_ledger(btc, tmp_path):
     """Keys belong in the environment only. A user who pastes one into the strategy file
     while the daemon runs gets the edit refused; the key must not be stored or shown."""

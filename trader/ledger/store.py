@@ -157,12 +157,20 @@ def record_equity(session: Session, *, book: str, time: datetime, equity: float,
         target=target, strategy_version=strategy_version)])
 
 
+_REGISTERED: set[str] = set()  # credentials the daemon was started with (its environment)
+
+
+def register_secrets(values) -> None:
+    """Credentials to mask in everything the ledger stores, besides os.environ's."""
+    _REGISTERED.update(v for v in values if isinstance(v, str))
+
+
 def scrub(value: Any) -> Any:
-    """The value with every credential from the environment masked: event texts can quote
-    user input (a key pasted into a YAML file), and the ledger must never hold a key."""
+    """The value with every credential masked: event texts can quote user input (a key
+    pasted into a YAML file), and the ledger must never hold a key."""
     from trader.logs import Scrubber, secret_env_values
 
-    scrubber = Scrubber(secret_env_values())
+    scrubber = Scrubber([*secret_env_values(), *_REGISTERED])
     return scrubber.tree(value) if scrubber else value
 
 
