@@ -10,7 +10,9 @@ All mutations run in-process through the loaders; a sample also through the real
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +32,7 @@ from . import mutations as M
 DATA = H.ROOT / "tests" / "data" / "btcusd-1h.csv"
 MUTATIONS = M.all_mutations()
 _SCRATCH = Path(tempfile.mkdtemp(prefix="reliability-fuzz-"))  # one folder: 1,700 tmp_paths cost seconds
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 names_field, known_bug, KNOWN_BUGS, _write = M.names_field, M.known_bug, M.KNOWN_BUGS, M.write
 
 
