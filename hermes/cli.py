@@ -102,13 +102,9 @@ def load_history(config, lookback_days: int, now: datetime, path: str | None):
 
 
 def _parse_now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(timezone.utc)
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--now: {text!r} is not an ISO 8601 time like 2024-06-01T06:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    from trader.cli import parse_time
+
+    return parse_time(text, "--now") if text else datetime.now(timezone.utc)
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -189,7 +185,9 @@ def _rollback(args: argparse.Namespace) -> int:
     from trader.ledger import data_dir, store
     from trader.ledger.models import StrategyVersion
 
-    from .versions import keep_previous, rewrite, write_atomically
+    from trader.files import write_atomically
+
+    from .versions import keep_previous, rewrite
 
     path = Path(args.config)
     current = load_strategy_config(path)

@@ -24,7 +24,9 @@ from . import proposer, stats
 from .observe import equity_series, observe
 from .scoring import score
 from .types import CycleResult, ExperimentDecision, Proposal
-from .versions import keep_previous, rewrite, write_atomically
+from trader.files import write_atomically
+
+from .versions import keep_previous, rewrite
 
 log = logging.getLogger("hermes")
 

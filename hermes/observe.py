@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from trader.backtest import kernel
 from trader.backtest.result import Metrics
 from trader.ledger.models import EquityPoint, Fill, Order
+from trader.ledger.store import closed_trades, fee_in_quote
 from trader.timeframes import bars_per_year, timeframe_seconds
 
 
@@ -41,28 +42,6 @@ def equity_series(session: Session, book: str, since: datetime | None = None,
     return pd.Series([r.equity for r in rows], index=index, name=book, dtype=float)
 
 
-def _fee_in_quote(fill: Fill, base: str) -> float:
-    return fill.fee * fill.price if fill.fee_currency == base else fill.fee
-
-
-def closed_trades(fills: list[Fill], base: str) -> list[tuple[datetime, float]]:
-    """(close time, net result) of each round trip flat -> position -> flat, fees included."""
-    out, qty, flow = [], 0.0, 0.0
-    for f in fills:
-        notional = f.amount * f.price
-        fee = _fee_in_quote(f, base)
-        if f.side == "buy":
-            qty += f.amount
-            flow -= notional + fee
-        else:
-            qty -= f.amount
-            flow += notional - fee
-            if qty <= f.amount * 1e-9:
-                out.append((f.time, flow))
-                qty, flow = 0.0, 0.0
-    return out
-
-
 def observe(session: Session, book: str, timeframe: str, base: str, since: datetime, until: datetime,
             modeled_slippage: float) -> Observation:
     equity = equity_series(session, book, since, until)
@@ -77,7 +56,7 @@ def observe(session: Session, book: str, timeframe: str, base: str, since: datet
         metrics=metrics,
         equity=equity,
         trades=len(trades),
-        fees_paid=float(sum(_fee_in_quote(f, base) for f in in_window)),
+        fees_paid=float(sum(fee_in_quote(f, base) for f in in_window)),
         slippage_realised=_slippage(session, in_window, modeled_slippage),
     )
 

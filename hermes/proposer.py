@@ -24,6 +24,7 @@ from trader.errors import ConfigError
 from trader.goals import POLARITY
 from trader.timeframes import bars_per_year
 
+from . import stats
 from .types import Candidate, Proposal
 
 # Which variables are likelier to move which goal, tried first when the budget is short.
@@ -157,13 +158,8 @@ def _deflated(sharpes_annual: np.ndarray, bars: int, per_year: float) -> np.ndar
     if trials == 0 or bars < 3:
         return np.zeros(trials)
     variance = float(np.var(sr, ddof=1)) if trials > 1 else 0.0
-    euler = 0.5772156649015329
+    expected_max = stats.expected_max_sharpe(trials, variance)
     norm = NormalDist()
-    if trials > 1 and variance > 0:
-        expected_max = math.sqrt(variance) * ((1 - euler) * norm.inv_cdf(1 - 1 / trials)
-                                              + euler * norm.inv_cdf(1 - 1 / (trials * math.e)))
-    else:
-        expected_max = 0.0
     return np.array([norm.cdf((s - expected_max) * math.sqrt(bars - 1)) for s in sr])
 
 

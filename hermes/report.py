@@ -8,18 +8,17 @@ in Markdown or in the terminal, so it can never add links, images, headings, tab
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
 
+from trader.files import write_atomically
 from trader.goals import POLARITY
 
 from .types import CycleResult, ExperimentDecision, GoalScore, Proposal, Scorecard
@@ -330,29 +329,13 @@ def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, ti
         bottom.set_ylabel("drawdown %")
         bottom.grid(alpha=0.3)
         fig.tight_layout()
-        _atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110), binary=True)
+        write_atomically(path, lambda fh: fig.savefig(fh, format="png", dpi=110), binary=True)
     finally:
         plt.close(fig)
     return path
 
 
 # ---------------------------------------------------------------- files
-
-def _atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    """Write through a temp file in the same directory, then rename: a reader (or a crash)
-    never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def write_report(result: CycleResult, reports_dir: Path, baseline_equity: pd.Series,
                  challenger_equity: pd.Series | None) -> ReportFiles:
@@ -367,9 +350,9 @@ def write_report(result: CycleResult, reports_dir: Path, baseline_equity: pd.Ser
         chart = draw_chart(baseline_equity, challenger_equity, reports_dir / f"{stem}.png", title)
     result = result.model_copy(update={"report_path": str(md_path)})
     payload = json.dumps(render_json(result), indent=2, ensure_ascii=False) + "\n"
-    _atomic(json_path, lambda fh: fh.write(payload))
+    write_atomically(json_path, lambda fh: fh.write(payload))
     text = render_markdown(result, chart.name if chart else None)
-    _atomic(md_path, lambda fh: fh.write(text))
+    write_atomically(md_path, lambda fh: fh.write(text))
     return ReportFiles(markdown=md_path, json=json_path, chart=chart)
 
 

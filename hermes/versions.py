@@ -4,15 +4,15 @@ kept beside the ledger's copy. The result is validated before it replaces the fi
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 from trader.config import StrategyConfig, parse_strategy_config
+from trader.files import write_atomically
+
 from trader.yamlfile import parse_yaml
 
 HEADER = "# Hermes "
@@ -55,18 +55,6 @@ def _in_place(text: str, current: StrategyConfig, new: StrategyConfig) -> str | 
         scalar = "null" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
         rows[line - 1] = f"{match.group(1)}{scalar}{match.group(3) or ''}{match.group(5) or ''}"
     return "".join(rows)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def keep_previous(text: str, version: str, data_dir: Path) -> Path:

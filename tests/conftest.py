@@ -55,7 +55,5 @@ def database_url(request, tmp_path):
     with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    from sqlalchemy.pool import NullPool  # noqa: F401 (engines of the test are garbage by now)
-
     with _pg_admin() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

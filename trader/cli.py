@@ -132,8 +132,8 @@ def _download(args: argparse.Namespace) -> int:
     from .download import download_ohlcv
     from . import terminal
 
-    since = _parse_time(args.since, "--since")
-    until = _parse_time(args.until, "--until") if args.until else None
+    since = parse_time(args.since, "--since")
+    until = parse_time(args.until, "--until") if args.until else None
     cache_dir = Path(args.cache_dir) if args.cache_dir else _data_dir() / "ohlcv"
     with terminal.counter("downloading candles") as advance:
         path, frame = download_ohlcv(
@@ -159,7 +159,7 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_time(text: str, flag: str):
+def parse_time(text: str, flag: str):
     from datetime import datetime, timezone
 
     try:

@@ -152,7 +152,7 @@ def _summary(session, book: str, config: StrategyConfig, ticks: int, elapsed: fl
     equity = store.equity_of(session, book)
     position = session.get(store.Position, book)
     final = equity[-1].equity if equity else config.capital
-    closed = _closed_trades(fills)
+    closed = len(store.closed_trades(fills, split_symbol(config.symbol)[0]))
     return {
         "ticks": ticks,
         "seconds": round(elapsed, 3),
@@ -164,18 +164,6 @@ def _summary(session, book: str, config: StrategyConfig, ticks: int, elapsed: fl
         "open_position": position.qty if position else 0.0,
         "strategy_version": config.version,
     }
-
-
-def _closed_trades(fills) -> int:
-    qty, closed = 0.0, 0
-    for fill in fills:
-        if fill.side == "buy":
-            qty += fill.amount
-        else:
-            qty -= fill.amount
-            if qty <= fill.amount * 1e-9:
-                qty, closed = 0.0, closed + 1
-    return closed
 
 
 # -- the service ------------------------------------------------------------------------------

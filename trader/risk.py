@@ -14,7 +14,6 @@ from .backtest import rules
 from .config import StrategyConfig
 from .goals import Goals
 
-REASONS = {rules.SIGNAL: "signal", rules.STOP_LOSS: "stop_loss", rules.TAKE_PROFIT: "take_profit"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class RiskEngine:
             return None
         paid, change = rules.close_out(qty, price, risk.fee)
         plan = self._sendable("sell", float(qty), float(price), float(paid), float(change),
-                              REASONS[reason], whole=True)
+                              rules.REASON_NAMES[reason], whole=True)
         # a dust remainder the market will not take cannot be stopped out: leave it be
         return plan if isinstance(plan, OrderPlan) else None
 

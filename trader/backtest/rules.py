@@ -20,6 +20,8 @@ from numba import njit
 
 NONE, BUY, SELL = 0, 1, -1
 SIGNAL, STOP_LOSS, TAKE_PROFIT = 0, 1, 2
+SIDE_NAMES = {BUY: "buy", SELL: "sell"}
+REASON_NAMES = {SIGNAL: "signal", STOP_LOSS: "stop_loss", TAKE_PROFIT: "take_profit"}
 
 
 @njit(cache=True, nogil=True)

@@ -14,8 +14,6 @@ from ..timeframes import bars_per_year, timeframe_seconds
 from . import kernel, rules
 from .result import BacktestResult, Fill, Metrics
 
-_SIDES = {rules.BUY: "buy", rules.SELL: "sell"}
-_REASONS = {rules.SIGNAL: "signal", rules.STOP_LOSS: "stop_loss", rules.TAKE_PROFIT: "take_profit"}
 
 
 class _Prices:
@@ -70,7 +68,7 @@ def run_backtest(ohlcv: pd.DataFrame, config: StrategyConfig) -> BacktestResult:
         equity=pd.Series(equity, index=index, name="equity"),
         target=target,
         fills=tuple(
-            Fill(time=time, side=_SIDES[side], qty=qty, price=price, fee=fee, reason=_REASONS[reason])
+            Fill(time=time, side=rules.SIDE_NAMES[side], qty=qty, price=price, fee=fee, reason=rules.REASON_NAMES[reason])
             for time, side, qty, price, fee, reason in zip(
                 times, rows[:, 1].astype(np.int64).tolist(), rows[:, 2].tolist(),
                 rows[:, 3].tolist(), rows[:, 4].tolist(), rows[:, 5].astype(np.int64).tolist())

@@ -148,6 +148,28 @@ def record_fill(session: Session, order: Order, fill: NewFill, *, cash_change: f
     return True
 
 
+def fee_in_quote(fill: Fill, base: str) -> float:
+    return fill.fee * fill.price if fill.fee_currency == base else fill.fee
+
+
+def closed_trades(fills: list[Fill], base: str) -> list[tuple[datetime, float]]:
+    """(close time, net result) of each round trip flat -> position -> flat, fees included."""
+    out, qty, flow = [], 0.0, 0.0
+    for f in fills:
+        notional = f.amount * f.price
+        fee = fee_in_quote(f, base)
+        if f.side == "buy":
+            qty += f.amount
+            flow -= notional + fee
+        else:
+            qty -= f.amount
+            flow += notional - fee
+            if qty <= f.amount * 1e-9:
+                out.append((f.time, flow))
+                qty, flow = 0.0, 0.0
+    return out
+
+
 def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,
                   qty: float, price: float, target: float, strategy_version: str) -> None:
     # a plain INSERT: one row per tick is the ledger's hottest write, and nothing reads the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from trader.backtest import METRIC_KEYS, run_backtest, sweep
