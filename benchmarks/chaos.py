@@ -298,7 +298,7 @@ def _soak(days: float, seed: int, root: Path, sample_every: int, fault_every: in
                 log(f"  soak: {n:,}/{ticks:,} ticks, RSS {samples[-1][1]:.1f} MB, {time.time() - started:.0f} s")
             if n % 2000 == 0:
                 exchange.call("forget_hits")  # the child's request log is not the daemon's memory
-        svc.service.engine.resolve_pending()
+        svc.settle()
         elapsed = time.time() - started
         snap = exchange.call("snapshot")
         check = H.check_consistency(svc.url, snap["orders"], snap["trades"], snap["balances"])

@@ -4,11 +4,15 @@ are the same for both; only this step differs.
 * `PaperBroker` fills at the modeled price with the configured fee and slippage: the very
   numbers the backtester computes.
 * `LiveBroker` sends a market order with its deterministic client order id through the
-  exchange adapter and books what the exchange reports.
+  exchange adapter and books what the exchange reports. An order the exchange does not know
+  is only given up (`not_sent`) once its request can no longer be accepted: a request that
+  timed out on our side may still be on its way (see `ExchangeAdapter.order_expiry_seconds`).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -25,6 +29,9 @@ class Execution:
     fills: tuple[tuple[NewFill, float], ...] = ()
     error: str | None = None
     exchange_order_id: str | None = None
+    # not at the exchange yet, but its request could still arrive for this many seconds:
+    # nothing is decided about it until then
+    in_flight_for: float | None = None
 
 
 class Broker(Protocol):
@@ -66,14 +73,20 @@ class PaperBroker:
 class LiveBroker:
     mode = "live"
 
-    def __init__(self, adapter, base: str, quote: str):
+    def __init__(self, adapter, base: str, quote: str, clock: Callable[[], float] = time.time):
         self.adapter = adapter
         self.base = base
         self.quote = quote
+        self.clock = clock  # the clock the exchange client signs requests with
+        # An order this process did not send was sent (if at all) by an earlier process,
+        # which is gone: we hold the book's lock. So its request was signed before now.
+        self._started = clock()
+        self._sent: dict[str, float] = {}  # client order id -> when this process sent it
 
     def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
         from .errors import InsufficientFunds, OrderOutcomeUnknown, OrderRejected
 
+        self._sent[client_order_id] = self.clock()
         try:
             order = self.adapter.create_market_order(plan.side, plan.amount, client_order_id)
         except OrderOutcomeUnknown as exc:
@@ -87,10 +100,17 @@ class LiveBroker:
         return float(free)
 
     def resolve(self, order, fee_rate: float) -> Execution:
-        found = self.adapter.fetch_order(order.client_order_id)
-        if found is None:
-            return Execution("not_sent")
-        return self._booked(found)
+        cid = order.client_order_id
+        found = self.adapter.fetch_order(cid)
+        if found is not None:
+            self._sent.pop(cid, None)
+            return self._booked(found)
+        sent = self._sent.get(cid, self._started)
+        left = sent + self.adapter.order_expiry_seconds() - self.clock()
+        if left > 0:
+            return Execution(order.status, in_flight_for=left)
+        self._sent.pop(cid, None)
+        return Execution("not_sent")
 
     def _booked(self, order) -> Execution:
         fills = tuple((self._fill(f), self._cash_change(f)) for f in order.fills)

@@ -224,6 +224,17 @@ class Service:
         return Engine(config=self.config, goals=self.goals, sessions=self.factory, broker=broker,
                       risk=risk, book=self.options.book, yaml_text=text)
 
+    def settle_pending(self, rounds: int = 5) -> None:
+        """Reconcile orders an earlier run (or a failed call) left open, waiting out a request
+        that may still reach the exchange; the first tick trades on whatever is left."""
+        for _ in range(rounds):
+            wait = self.engine.resolve_pending()
+            if wait is None:
+                return
+            log.info("waiting %.1f s for the outcome of an order", wait, extra={"event": "reconcile_wait"})
+            if self.stop.wait(min(max(wait, 0.5), 60.0)):
+                return
+
     # -- one scheduled tick ----------------------------------------------------------------
     def tick(self) -> None:
         self._reload_config()
@@ -381,7 +392,7 @@ class Service:
         log.info("started: %s %s on %s, %s mode, strategy version %s", self.config.strategy, self.config.symbol,
                  self.config.exchange, "live" if self.options.live else "paper", self.config.version,
                  extra={"event": "started"})
-        self.engine.resolve_pending()  # reconcile before anything new is decided
+        self.settle_pending()  # reconcile before anything new is decided
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         first = _next_close(datetime.now(timezone.utc), self.timeframe) + timedelta(seconds=self.options.settle_seconds)
         # one job, so ticks never overlap; its first run is now, to catch up on the last close

@@ -3,7 +3,9 @@ replays. Only the feed (what the tick sees) and the broker (who executes) differ
 wired at one start-up point, `trader.daemon`.
 
 A tick, in the backtester's order:
-1. orders left unresolved (a crash, a timeout) are settled with the broker first;
+1. orders left unresolved (a crash, a timeout) are settled with the broker first; while the
+   outcome of one is still in doubt (its request may yet reach the exchange) no new order is
+   placed;
 2. the stop-loss / take-profit resting on the position is checked against the bar that
    just closed;
 3. equity is marked at its close and recorded; the max-drawdown kill switch is checked;
@@ -22,7 +24,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from .config import StrategyConfig
-from .errors import StrategyError, TemporaryExchangeError
+from .errors import OrderRefused, StrategyError, TemporaryExchangeError
 from .feeds import MarketView
 from .goals import Goals
 from .ledger import store
@@ -72,6 +74,7 @@ class Engine:
         self.risk = risk or RiskEngine(config, goals)
         self.trading_paused: str | None = None  # why no new orders may be placed, if any
         self._maybe_pending = True  # settle leftovers of an earlier run before deciding anything
+        self._in_doubt: dict[str, float] = {}  # client order id -> seconds its request may still arrive
         self._s = None
         self._held = None
         with sessions.begin() as s:
@@ -124,6 +127,7 @@ class Engine:
             return report
         if self._maybe_pending:
             self._resolve_pending(s)
+        waiting = bool(self._in_doubt)  # no new order beside one that may still be placed
         o, h, l, c = view.last_ohlc()
         try:
             target = float(self.config.strategy_def().exposure(view.bars, self.config.params)[-1])
@@ -132,7 +136,7 @@ class Engine:
                                 f"{exc.__class__.__name__}: {exc}") from exc
 
         # resting exits, against the bar that just closed
-        exit_plan = self.risk.exit_for_bar(position.qty, position.entry_price, o, h, l)
+        exit_plan = None if waiting else self.risk.exit_for_bar(position.qty, position.entry_price, o, h, l)
         if exit_plan is not None:
             report.orders.append(self._submit(s, exit_plan, bar_time, fill_time=bar_time))
 
@@ -162,7 +166,7 @@ class Engine:
             else:
                 want = min(target, acted) if acted >= 0 else 0.0  # no new entries
         plan = None
-        if view.next_open is not None and want != acted:
+        if view.next_open is not None and want != acted and not waiting:
             if self.trading_paused:
                 log.warning("not trading: %s", self.trading_paused, extra={"event": "trading_paused"})
             else:
@@ -190,17 +194,23 @@ class Engine:
     def _submit(self, s, plan: OrderPlan, bar_time: datetime, fill_time: datetime,
                 acted: float | None = None) -> str:
         cid = client_order_id(self.book, self.config.version, bar_time, plan.reason)
-        existing = store.order_by_client_id(s, cid)
-        if existing is not None:
+        order = store.order_by_client_id(s, cid)
+        if order is not None and order.status != "not_sent":
             # this decision was taken before a crash: settle it, never place it twice
             s.commit()
-            if existing.status in ("intent", "unknown", "open"):
-                self._settle(s, existing)
+            if order.status in ("intent", "unknown", "open"):
+                self._settle(s, order)
             return cid
-        order = store.add_intent(s, client_order_id=cid, book=self.book, mode=self.broker.mode,
-                                 symbol=self.config.symbol, side=plan.side, amount=plan.amount,
-                                 price=plan.price, reason=plan.reason,
-                                 strategy_version=self.config.version, bar_time=bar_time)
+        if order is None:
+            order = store.add_intent(s, client_order_id=cid, book=self.book, mode=self.broker.mode,
+                                     symbol=self.config.symbol, side=plan.side, amount=plan.amount,
+                                     price=plan.price, reason=plan.reason,
+                                     strategy_version=self.config.version, bar_time=bar_time)
+        else:
+            # the exchange refused this very decision (a tick retried after Retry-After): it
+            # never saw the id, so sending it again under the same id cannot place it twice
+            order.side, order.amount, order.price, order.status = plan.side, plan.amount, plan.price, "intent"
+            order.error = None
         if acted is not None:
             s.get(store.Position, self.book).acted_target = acted
         s.commit()  # the intent is in the ledger before the broker hears of it
@@ -208,13 +218,19 @@ class Engine:
                  extra={"event": "order_intent", "client_order_id": cid})
         try:
             execution = self.broker.execute(cid, plan, fill_time)
+        except OrderRefused as exc:
+            # not placed; the daemon waits as long as the exchange asks before the next request
+            self._book(s, order, _refused(exc))
+            raise
         except TemporaryExchangeError as exc:
             execution = _unknown(exc)
         self._book(s, order, execution)
         return cid
 
-    def resolve_pending(self) -> None:
-        """Settle every order whose outcome the ledger does not know (start-up, reconnects)."""
+    def resolve_pending(self) -> float | None:
+        """Settle every order whose outcome the ledger does not know (start-up, reconnects).
+        Returns how many seconds to wait before an order whose request may still reach the
+        exchange can be settled (None: nothing is in doubt)."""
         s = self._session()
         try:
             self._resolve_pending(s)
@@ -222,6 +238,7 @@ class Engine:
         except BaseException:
             s.rollback()
             raise
+        return max(self._in_doubt.values(), default=None)
 
     def _rows(self, s):
         # strong references: the session's identity map is weak, and reloading these three
@@ -251,13 +268,24 @@ class Engine:
         self._maybe_pending = unsettled
 
     def _settle(self, s, order: Order) -> None:
+        cid = order.client_order_id
         try:
             execution = self.broker.resolve(order, self.config.risk.fee)
         except TemporaryExchangeError as exc:
-            log.warning("cannot settle order %s yet: %s", order.client_order_id, exc,
-                        extra={"event": "reconcile_retry"})
+            log.warning("cannot settle order %s yet: %s", cid, exc, extra={"event": "reconcile_retry"})
+            self._maybe_pending = True
+            if order.status != "open":
+                self._in_doubt[cid] = float(getattr(exc, "retry_after", None) or 0.0)
+            return
+        if execution.in_flight_for is not None and not execution.fills:
+            if cid not in self._in_doubt:
+                log.info("order %s is not at the exchange yet; its request may still arrive for %.1f s: "
+                         "no new order until then", cid, execution.in_flight_for,
+                         extra={"event": "order_in_flight", "client_order_id": cid})
+            self._in_doubt[cid] = execution.in_flight_for
             self._maybe_pending = True
             return
+        self._in_doubt.pop(cid, None)
         self._book(s, order, execution)
 
     def _book(self, s, order: Order, execution) -> None:
@@ -272,9 +300,12 @@ class Engine:
         if execution.error:
             order.error = execution.error[:500]
         if execution.status == "not_sent":
-            # the exchange never saw it: decide again on the next tick
-            s.get(store.Position, self.book).acted_target = REPLAN
-            store.record_event(s, "order_not_sent", f"order {cid} never reached the exchange", self.book)
+            if order.reason in ("signal", "halt"):
+                # the target was never traded: decide again on the next tick (a stop-loss or
+                # take-profit is the risk rules' to place again, on this bar's retry or the next)
+                s.get(store.Position, self.book).acted_target = REPLAN
+            store.record_event(s, "order_not_sent", f"order {cid} never reached the exchange"
+                               + (f": {execution.error}" if execution.error else ""), self.book)
         elif execution.status == "rejected":
             store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
         if execution.status in ("unknown", "open", "intent"):
@@ -292,6 +323,12 @@ def _unknown(exc: Exception):
     from .brokers import Execution
 
     return Execution("unknown", error=str(exc))
+
+
+def _refused(exc: Exception):
+    from .brokers import Execution
+
+    return Execution("not_sent", error=str(exc))
 
 
 def _utc(when) -> datetime:

@@ -43,6 +43,11 @@ class OrderOutcomeUnknown(TemporaryExchangeError):
     order may or may not exist. Reconcile by its client order id before sending it again."""
 
 
+class OrderRefused(TemporaryExchangeError):
+    """The exchange turned an order request away before looking at it (rate limit, ban,
+    rejected timestamp): the order was not placed. Wait `retry_after`, then decide again."""
+
+
 class InsufficientFunds(OperationalExchangeError):
     """The exchange refused an order for lack of balance."""
 

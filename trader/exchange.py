@@ -8,8 +8,9 @@ trader.errors classes:
   from the response's Retry-After header. Every TemporaryExchangeError raised here has it.
 * creating an order: a timeout, a dropped connection, a 5xx or an unreadable answer means the
   order may or may not exist -> OrderOutcomeUnknown (a TemporaryExchangeError): reconcile with
-  fetch_order(client_order_id) before sending again. Rate limits, maintenance and rejected
-  timestamps are answered before the order is looked at, so they stay plain temporary errors.
+  fetch_order(client_order_id) before sending again. Rate limits, bans, maintenance and
+  rejected timestamps are answered before the order is looked at -> OrderRefused (also a
+  TemporaryExchangeError): it was not placed; wait `retry_after` before the next request.
 * InsufficientFunds -> InsufficientFunds; invalid orders and bad requests on order calls
   (filters, duplicate client id, cancelling an order that is not open) -> OrderRejected.
 * bad keys, missing permissions, unknown symbol, anything else -> OperationalExchangeError.
@@ -42,6 +43,7 @@ from trader.errors import (
     InsufficientFunds,
     OperationalExchangeError,
     OrderOutcomeUnknown,
+    OrderRefused,
     OrderRejected,
     TemporaryExchangeError,
 )
@@ -52,6 +54,7 @@ T = TypeVar("T")
 
 MASK = "***"
 _BINANCE_IDS = frozenset({"binance", "binanceus"})
+_BINANCE_RECV_WINDOW_MS = 5000
 _NO_REQUEST = object()  # marks "no HTTP answer yet" in ccxt's last_json_response
 _SIGNATURE = re.compile(r"(signature=)[^&\s'\"]+", re.IGNORECASE)
 _ORDER_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
@@ -150,6 +153,16 @@ class ExchangeAdapter:
         self._hook_status(client)
         self._rules: MarketRules | None = None
         self._client_ids: dict[str, str | None] = {}  # order id -> client order id (never changes)
+
+    def order_expiry_seconds(self) -> float:
+        """How long after it was signed an order request may still be accepted. Binance refuses
+        a request older than its recvWindow, or stamped more than 1 s ahead of its clock; so
+        an order it does not know this long after we sent it will never exist. Exchanges
+        without such a window get a generous bound on how late a request can arrive."""
+        if self.exchange_id in _BINANCE_IDS:
+            window_ms = self.client.options.get("recvWindow") or _BINANCE_RECV_WINDOW_MS
+            return float(window_ms) / 1000.0 + 1.0
+        return 60.0
 
     def __repr__(self) -> str:
         return f"ExchangeAdapter({self.exchange_id!r}, {self.symbol!r}, credentials={self._credentials!r})"
@@ -448,6 +461,8 @@ class ExchangeAdapter:
             return OperationalExchangeError(text)
         if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.OnMaintenance, ccxt.InvalidNonce)):
             # Refused before the request was looked at: nothing happened, retrying is safe.
+            if placing:
+                return _with_retry_after(OrderRefused(text), self._retry_after())
             return self._temporary(text)
         if self._last_status in (404, 405):
             # ccxt calls these "not available", but a missing endpoint does not come back by
@@ -513,6 +528,9 @@ def _build_client(exchange_id: str, credentials: Credentials | None, timeout_ms:
         # Spot only: no futures exchangeInfo at start-up, and no sapi calls (currencies and
         # margin pairs) that need extra key permissions and that a local exchange does not serve.
         options.update({"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False})
+        # Binance's own default (ccxt sends 10 s): an order we lost track of is known never
+        # to exist that much sooner
+        options["recvWindow"] = _BINANCE_RECV_WINDOW_MS
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms), "options": options}
     if local:
         config["rateLimit"] = 1  # a local exchange has no limits worth waiting for

@@ -359,7 +359,8 @@ class DrivenService:
     """
 
     def __init__(self, exchange_url: str, set_clock: Callable[[int], None], config_path: Path,
-                 data_dir: Path, real_waits: bool = False, timeout_ms: int | None = None):
+                 data_dir: Path, real_waits: bool = False, timeout_ms: int | None = None,
+                 recv_window_ms: int | None = None):
         from trader.config import load_strategy_config
         from trader.daemon import RunOptions, Service
         from trader.ledger import open_ledger, sessions, store
@@ -379,6 +380,8 @@ class DrivenService:
                                           settle_seconds=0.0), environ)
         if timeout_ms is not None:
             self.service.adapter.client.timeout = timeout_ms  # ccxt's own request timeout
+        if recv_window_ms is not None:  # how long a signed request stays valid at the exchange
+            self.service.adapter.client.options["recvWindow"] = recv_window_ms
         self.now_ms = 0
         feed_view = self.service.feed.view
         self.service.feed.view = lambda now=None: feed_view(now=pd.Timestamp(self.now_ms, unit="ms", tz="UTC"))
@@ -397,6 +400,15 @@ class DrivenService:
         self.now_ms = open_ms
         self.set_clock(open_ms)
         self.service.tick()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Reconcile what is open as the next start-up would, really waiting out requests that
+        may still reach the exchange (the exchange checks their age on the real clock)."""
+        deadline = time.monotonic() + timeout
+        while (wait := self.service.engine.resolve_pending()) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError("orders still in doubt after %.0f s" % timeout)
+            time.sleep(min(max(wait, 0.05), 5.0))
 
     def state(self):
         from trader.ledger.models import DaemonState

@@ -47,8 +47,9 @@ def rig(btc, tmp_path):
         exchange = H.timed_exchange(btc.iloc[:400], partial_fills=2)
         config = tmp_path / "strategy.yaml"
         config.write_text(H.strategy_yaml("1h", fast=3, slow=12, stake=stake))
+        # a 3 s recvWindow: an order lost on the way is known never to exist 4 s after it was sent
         svc = H.DrivenService(exchange.base_url, exchange.clock.set, config, tmp_path, real_waits=real_waits,
-                              timeout_ms=timeout_ms)
+                              timeout_ms=timeout_ms, recv_window_ms=3000)
         made.append((exchange, svc))
         return exchange, svc
 
@@ -70,11 +71,12 @@ def drive(exchange, svc, injections, start=20, after=30, limit=399):
         ticks += 1
         if used_at is None and exchange.faults.pending() == 0:
             used_at = i
+            svc.settle()  # the next candle is an hour away: an order lost on the way is settled by then
         if used_at is not None and i >= used_at + after:
             break
     assert used_at is not None, "the fault was never triggered"
     assert len(exchange.faults.applied) == len(ours)
-    svc.service.engine.resolve_pending()
+    svc.settle()
     return ticks
 
 
@@ -113,9 +115,6 @@ def test_retry_after_is_respected_at_the_exchange(rig):
     assert svc.state()[0] == "running"
 
 
-@pytest.mark.xfail(strict=True, reason="trader/engine.py + brokers.py: a 429/418 answer to an order request "
-                   "is booked as an 'unknown' order and its Retry-After is dropped; the next tick asks the "
-                   "exchange again at once (see benchmarks/RELIABILITY.md, problem 2)")
 def test_retry_after_on_the_order_endpoint_is_respected(rig):
     exchange, svc = rig(real_waits=True)
     exchange.inject(ORDER, faults.rate_limited(retry_after=2))
@@ -128,9 +127,6 @@ def test_retry_after_on_the_order_endpoint_is_respected(rig):
     assert gap >= 2.0 - 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="trader/brokers.py LiveBroker.resolve: an order the exchange does not "
-                   "know yet is booked 'not_sent' although its request may still arrive (within recvWindow); "
-                   "the fill is then lost and the position doubled (see benchmarks/RELIABILITY.md, problem 1)")
 def test_an_order_request_still_in_flight_is_not_given_up(rig):
     # the client times out after 1 s; the exchange takes 2 s, then places the order
     exchange, svc = rig(timeout_ms=1000, stake=0.4)  # room for two buys: the lost one and its replacement
@@ -142,6 +138,6 @@ def test_an_order_request_still_in_flight_is_not_given_up(rig):
     for j in range(i, i + 30):  # the next candles: the daemon reconciles and trades on
         svc.tick_at(exchange.candles.open_time(j))
     time.sleep(1.5)  # the slow request has surely landed by now
-    svc.service.engine.resolve_pending()
+    svc.settle()
     check = H.check_exchange(svc.url, exchange)
     assert check.ok, check.problems

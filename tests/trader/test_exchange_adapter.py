@@ -25,6 +25,7 @@ from trader.errors import (
     InsufficientFunds,
     OperationalExchangeError,
     OrderOutcomeUnknown,
+    OrderRefused,
     OrderRejected,
     TemporaryExchangeError,
 )
@@ -253,10 +254,11 @@ def test_rate_limit_carries_retry_after(ex: LocalExchange, adapter: ExchangeAdap
         adapter.fetch_candles("1h", 3)
     assert caught.value.retry_after == 120.0
     # A rate-limited order was refused before it was looked at: safe to retry, not "unknown".
-    ex.inject("POST /api/v3/order", rate_limited(retry_after=2))
-    with pytest.raises(TemporaryExchangeError) as caught:
-        adapter.create_market_order("buy", 0.01, "limited")
-    assert not isinstance(caught.value, OrderOutcomeUnknown) and caught.value.retry_after == 2.0
+    for refusal, wait in ((rate_limited(retry_after=2), 2.0), (banned(retry_after=60), 60.0)):
+        ex.inject("POST /api/v3/order", refusal)
+        with pytest.raises(OrderRefused) as caught:
+            adapter.create_market_order("buy", 0.01, "limited")
+        assert not isinstance(caught.value, OrderOutcomeUnknown) and caught.value.retry_after == wait
     assert ex.orders == []
     assert adapter.fetch_price() == 2509.17  # and the next call has no stale retry_after
 
@@ -341,9 +343,23 @@ def test_malformed_answers(ex: LocalExchange, adapter: ExchangeAdapter) -> None:
 def test_clock_skew_is_temporary(ex: LocalExchange, adapter: ExchangeAdapter) -> None:
     adapter.market_rules()
     ex.inject("POST /api/v3/order", clock_skew(-30_000))
-    with pytest.raises(TemporaryExchangeError, match="InvalidNonce") as caught:
+    with pytest.raises(OrderRefused, match="InvalidNonce") as caught:
         adapter.create_market_order("buy", 0.01, "early")
     assert not isinstance(caught.value, OrderOutcomeUnknown) and ex.orders == []
+
+
+def test_order_requests_expire_after_binances_receive_window(ex: LocalExchange, adapter: ExchangeAdapter) -> None:
+    """An order request older than its recvWindow is refused by the exchange: that bounds how
+    long an order we lost track of can still appear (the window, plus the 1 s Binance allows
+    a timestamp to run ahead of its clock)."""
+    adapter.create_market_order("buy", 0.01, "windowed")
+    (sent,) = [r for r in ex.requests if r.method == "POST" and r.path == "/api/v3/order"]
+    assert sent.params["recvWindow"] == "5000"
+    assert adapter.order_expiry_seconds() == 6.0
+    adapter.client.options["recvWindow"] = 2500
+    assert adapter.order_expiry_seconds() == 3.5
+    kraken = ExchangeAdapter("kraken", "BTC/USD")
+    assert kraken.order_expiry_seconds() == 60.0  # no receive window: a generous bound
 
 
 def test_bad_credentials_and_missing_ones_are_operational(ex: LocalExchange) -> None:

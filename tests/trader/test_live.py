@@ -47,7 +47,9 @@ class Rig:
         self.adapter = ExchangeAdapter("binance", "BTC/USDT", credentials=Credentials("test-key", "test-secret"),
                                        api_url=exchange.base_url)
         rules = self.adapter.market_rules()
-        broker = LiveBroker(self.adapter, "BTC", "USDT")
+        # the daemon's clock is the market's here: an hour passes between two candles, so an
+        # order the exchange never saw is settled by the next one
+        broker = LiveBroker(self.adapter, "BTC", "USDT", clock=lambda: exchange.clock.now_ms() / 1000)
         if broker_wrapper:
             broker = broker_wrapper(broker)
         self.factory = sessions(open_ledger(url))
@@ -153,7 +155,15 @@ def test_a_crash_between_intent_and_answer_duplicates_nothing(exchange, live_con
         assert pending.status == "intent"
     # restart: a new process on the same ledger reconciles before it decides anything
     restarted = Rig(exchange, live_config, url)
-    restarted.engine.resolve_pending()
+    wait = restarted.engine.resolve_pending()
+    if when == "before_send":
+        # not at the exchange: the crashed process may have sent it just before it died, so
+        # the restart waits until such a request could no longer be accepted
+        assert wait == pytest.approx(restarted.adapter.order_expiry_seconds())
+        exchange.clock.advance(int(wait * 1000) + 1)
+        assert restarted.engine.resolve_pending() is None
+    else:
+        assert wait is None
     with restarted.factory() as s:
         settled = store.order_by_client_id(s, pending.client_order_id)
         assert settled.status == ("not_sent" if when == "before_send" else "filled")
@@ -189,3 +199,92 @@ def test_the_exchange_balance_caps_what_is_spent(btc, live_config, tmp_path):
         fills, orders = ledger_matches_exchange(rig)
         buys = [o for o in orders if o.side == "buy"]
         assert buys and all(o.amount * o.price <= 500.0 for o in buys)
+
+
+class ManualClock:
+    def __init__(self, now: float = 1_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_order_the_exchange_does_not_know_is_given_up_only_when_its_request_has_expired(exchange, live_config, tmp_path):
+    """A request that timed out on our side may still reach the exchange: until it is older
+    than the exchange accepts, 'not found' proves nothing."""
+    import time
+
+    adapter = ExchangeAdapter("binance", "BTC/USDT", credentials=Credentials("test-key", "test-secret"),
+                              api_url=exchange.base_url, timeout_ms=300)
+    adapter.market_rules()
+    clock = ManualClock()
+    broker = LiveBroker(adapter, "BTC", "USDT", clock=clock)
+    exchange.clock.set(exchange.candles.open_time(100))
+    plan = RiskEngine(live_config, None).plan_for_target(0.5, 0.0, 10_000.0, 2500.0, "signal")
+    # the exchange takes 1 s to receive the order; the client gives up after 0.3 s
+    exchange.inject("POST /api/v3/order", faults.latency(1.0))
+    assert broker.execute("ht-slow", plan, None).status == "unknown"
+
+    class Pending:
+        client_order_id, status = "ht-slow", "unknown"
+
+    clock.now += 2.0
+    early = broker.resolve(Pending, 0.001)
+    assert early.status == "unknown" and early.in_flight_for == pytest.approx(4.0)  # 5 s window + 1 s - 2 s
+    time.sleep(1.2)  # the slow request arrives
+    found = broker.resolve(Pending, 0.001)
+    assert found.status == "filled" and len(found.fills) == 1
+
+    # an order that never left: 'not found' becomes final once its window has passed
+    class Never:
+        client_order_id, status = "ht-never", "intent"  # a crash before the send, in an earlier process
+
+    assert broker.resolve(Never, 0.001).in_flight_for == pytest.approx(4.0)  # counted from the broker's start
+    clock.now += 4.0
+    assert broker.resolve(Never, 0.001).status == "not_sent"
+
+
+def test_a_refused_stop_loss_is_sent_again_under_its_own_id(btc, live_config, tmp_path):
+    """429 on a stop-loss: nothing was placed; the daemon waits Retry-After and retries the
+    tick, which sends the same decision under the same client order id, once."""
+    from trader.errors import OrderRefused
+
+    data = live_config.to_dict()
+    data["risk"]["stop_loss"] = 0.02
+    data["params"].update(fast=20, slow=100)  # slow enough for stops to fire before the signal turns
+    config = parse_strategy_config(data, "<live stop>")
+
+    def stops(rig):
+        with rig.factory() as s:
+            return [o for o in s.query(store.Order) if o.reason == "stop_loss" and o.bar_time >= since]
+
+    with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as clean:
+        rig = Rig(clean, config, f"sqlite:///{tmp_path / 'clean.db'}")
+        # a stop while the strategy still wants the position: a retried exit must not re-enter
+        first = next(i for i in range(40, 600)
+                     if (r := rig.step(i)).target == 1.0 and any(cid.endswith("-s") for cid in r.orders))
+        since = pd.Timestamp(clean.candles.open_time(first - 1), unit="ms", tz="UTC").to_pydatetime()
+        (expected,) = stops(rig)
+
+    with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as ex:
+        rig = Rig(ex, config, f"sqlite:///{tmp_path / 'refused.db'}")
+        run(rig, 40, first)
+        ex.inject("POST /api/v3/order", faults.rate_limited(retry_after=3))
+        with pytest.raises(OrderRefused) as refused:
+            rig.step(first)
+        assert refused.value.retry_after == 3.0
+        (stop,) = stops(rig)
+        assert stop.client_order_id == expected.client_order_id and stop.status == "not_sent"
+        assert not [o for o in ex.orders if o["client_order_id"] == stop.client_order_id]
+        rig.step(first)  # the daemon's retry of the same tick
+        (stop,) = stops(rig)
+        assert stop.status == "filled" and stop.error is None
+        assert sum(o["client_order_id"] == stop.client_order_id for o in ex.orders) == 1
+        run(rig, first + 1, first + 60)
+        fills, orders = ledger_matches_exchange(rig)
+        # and trading goes on as it did without the refusal
+        with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as again:
+            twin = Rig(again, config, f"sqlite:///{tmp_path / 'twin.db'}")
+            run(twin, 40, first + 60)
+            _, twin_orders = ledger_matches_exchange(twin)
+        assert [(o.client_order_id, o.status) for o in orders] == [(o.client_order_id, o.status) for o in twin_orders]
