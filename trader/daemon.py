@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Callable, Mapping
 
 from .config import StrategyConfig, load_strategy_config
 from .engine import Engine, split_symbol
@@ -224,16 +224,20 @@ class Service:
         return Engine(config=self.config, goals=self.goals, sessions=self.factory, broker=broker,
                       risk=risk, book=self.options.book, yaml_text=text)
 
-    def settle_pending(self, rounds: int = 5) -> None:
-        """Reconcile orders an earlier run (or a failed call) left open, waiting out a request
-        that may still reach the exchange; the first tick trades on whatever is left."""
-        for _ in range(rounds):
-            wait = self.engine.resolve_pending()
-            if wait is None:
-                return
-            log.info("waiting %.1f s for the outcome of an order", wait, extra={"event": "reconcile_wait"})
-            if self.stop.wait(min(max(wait, 0.5), 60.0)):
-                return
+    def settle_pending(self, budget: float = 65.0, wait: Callable[[float], bool] | None = None) -> bool:
+        """Reconcile orders an earlier run (or a failed call) left open, waiting up to `budget`
+        seconds for a request that may still reach the exchange. True when nothing is left
+        in doubt; otherwise the next tick (or start) looks again."""
+        wait = wait or self.stop.wait  # returns True when the daemon is told to stop
+        deadline = time.monotonic() + budget
+        while (left := self.engine.resolve_pending()) is not None:
+            pause = min(max(left, 0.5), deadline - time.monotonic())
+            if pause <= 0:
+                return False
+            log.info("waiting %.1f s for the outcome of an order", pause, extra={"event": "reconcile_wait"})
+            if wait(pause):
+                return False
+        return True
 
     # -- one scheduled tick ----------------------------------------------------------------
     def tick(self) -> None:
@@ -412,6 +416,10 @@ class Service:
         finally:
             log.info("stopping: waiting for the running tick to finish", extra={"event": "stopping"})
             scheduler.shutdown(wait=True)
+            try:  # leave nothing in doubt if a few seconds settle it (Docker's stop allows 10)
+                self.settle_pending(budget=_STOP_SETTLE_SECONDS, wait=lambda pause: bool(time.sleep(pause)))
+            except Exception as exc:  # the next start reconciles
+                log.warning("orders not settled at stop: %s: %s", exc.__class__.__name__, exc)
             if server is not None:
                 server.stop()
             with self.factory.begin() as s:
@@ -421,6 +429,9 @@ class Service:
             logging.getLogger().removeHandler(forward)
             notifier.close(2.0)
         return 0
+
+
+_STOP_SETTLE_SECONDS = 8.0
 
 
 def _next_close(now: datetime, seconds: int) -> datetime:

@@ -125,9 +125,13 @@ def _local_exchange_class():
         def _serve(self, handler, method):  # type: ignore[no-untyped-def]
             started = time.time()
             status: list[int] = []
+            answered: list[float] = []
             send = handler.send_response
 
             def send_response(code, *args):  # type: ignore[no-untyped-def]
+                # the answer's time is when it starts to leave: a client may act on it before
+                # this thread gets round to noting that it is done
+                answered.append(time.time())
                 status.append(int(code))
                 return send(code, *args)
 
@@ -135,7 +139,8 @@ def _local_exchange_class():
             try:
                 return super()._serve(handler, method)
             finally:
-                hit = Hit(started, time.time(), method, urlsplit(handler.path).path, status[0] if status else None)
+                end = answered[0] if answered else time.time()
+                hit = Hit(started, end, method, urlsplit(handler.path).path, status[0] if status else None)
                 with self._timeline_lock:
                     self.timeline.append(hit)
 
@@ -404,11 +409,8 @@ class DrivenService:
     def settle(self, timeout: float = 30.0) -> None:
         """Reconcile what is open as the next start-up would, really waiting out requests that
         may still reach the exchange (the exchange checks their age on the real clock)."""
-        deadline = time.monotonic() + timeout
-        while (wait := self.service.engine.resolve_pending()) is not None:
-            if time.monotonic() > deadline:
-                raise AssertionError("orders still in doubt after %.0f s" % timeout)
-            time.sleep(min(max(wait, 0.05), 5.0))
+        if not self.service.settle_pending(budget=timeout, wait=lambda pause: bool(time.sleep(pause))):
+            raise AssertionError(f"orders still in doubt after {timeout:.0f} s")
 
     def state(self):
         from trader.ledger.models import DaemonState

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trader.localexchange import faults
+
 from . import harness as H
 
 # (mode, delay): the order path three ways (at once after the intent is logged, a few ms
@@ -36,3 +38,26 @@ def test_kill_9_at_random_points_duplicates_and_loses_nothing(tmp_path):
     # an order was in flight at some death (the kill hit the order path), and it was settled
     assert any(r.unresolved for r in records)
     assert rate < 6000  # Binance's request weight per minute
+
+
+def test_a_clean_stop_settles_an_order_left_in_doubt(tmp_path):
+    """A 500 on the order request: the daemon cannot know yet whether the order exists.
+    SIGTERM at once: the stop waits until the request could no longer be accepted, books
+    the order `not_sent`, and exits 0 with the ledger equal to the exchange."""
+    world = H.LiveWorld(tmp_path, seed=12)
+    try:
+        d = world.daemon()
+        assert d.wait_event("started", timeout=90) is not None
+        assert d.wait_event("tick", timeout=60) is not None
+        world.exchange.inject("POST /api/v3/order", faults.server_error(500))
+        unknown = d.wait_event("order_unknown", timeout=60)
+        assert unknown is not None, d.stderr()[-800:]
+        code = d.stop()
+        final = world.check()
+        with_doubt = [r for r in d.records if r.get("event") == "reconcile_wait"]
+    finally:
+        world.close()
+    assert code == 0
+    assert final.ok, final.problems  # nothing left intent, unknown or open
+    assert with_doubt  # it did wait for the request to expire rather than guess
+    assert final.ledger_orders["not_sent"] >= 1
