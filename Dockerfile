@@ -36,14 +36,18 @@ RUN groupadd --gid 10001 trader \
  && chown trader:trader /data /app
 
 WORKDIR /app
-# The user's strategy and goals files; Hermes' apply mode rewrites strategy.yaml in place, so
-# the directory belongs to the daemon's user. Mount your own over /app/config, or edit and rebuild.
-COPY --chown=10001:10001 config /app/config
+# The repository's strategy and goals files, as deployed. The daemon trades copies of them on
+# the volume (TRADER_CONFIG_DIR), so Hermes' promotions and edits made in the container
+# outlive a redeploy; `trader run` copies a deployed file again only when it changed since
+# the last deployment (trader/configdir.py).
+COPY config /app/config
 
-# /data holds the SQLite ledger, the reports, the OHLCV cache and kept strategy versions:
-# mount a volume there. Numba caches compiled kernels beside their source by default, which
-# is read-only here.
+# /data holds the SQLite ledger, the traded config files, the reports, the OHLCV cache and
+# kept strategy versions: mount a volume there. Numba caches compiled kernels beside their
+# source by default, which is read-only here.
 ENV TRADER_DATA_DIR=/data \
+    TRADER_CONFIG_DIR=/data/config \
+    TRADER_CONFIG_FROM=/app/config \
     PORT=8080 \
     TRADER_LOG_JSON=1 \
     NUMBA_CACHE_DIR=/tmp/numba-cache

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
+from trader.configdir import default_path
 from trader.errors import InputError
 
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rollback = sub.add_parser("rollback", help="restore an earlier strategy version into the strategy file")
     rollback.add_argument("version")
-    rollback.add_argument("--config", default="config/strategy.yaml")
+    rollback.add_argument("--config", default=default_path("strategy.yaml"))
     rollback.set_defaults(handler=_rollback)
 
     from trader.cli import dispatch
@@ -48,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _files(parser) -> None:
-    parser.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
-    parser.add_argument("--goals", default="config/goals.yaml", help="goals YAML (default: %(default)s)")
+    parser.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
+    parser.add_argument("--goals", default=default_path("goals.yaml"), help="goals YAML (default: %(default)s)")
 
 
 def _ledger():

@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -170,11 +171,17 @@ def test_the_start_command_is_the_paper_daemon(image):
     assert project["scripts"][program] == "trader.cli:main"
     parsed = _parser().parse_args(args)
     assert parsed.handler is _run and not parsed.live and parsed.replay is None  # paper unless told otherwise
-    # the default strategy and goals paths are relative: the image must put them under WORKDIR
+    # the repository's config/ is deployed to TRADER_CONFIG_FROM; the daemon trades the copies
+    # in TRADER_CONFIG_DIR, on the volume, which is where every command looks by default
     copied = {dest.rstrip("/") for sources, dest, _ in image.copies if sources == ["config"]}
-    assert f"{image.workdir.rstrip('/')}/config" in copied
-    for path in (parsed.config, parsed.goals):
-        assert (ROOT / path).is_file(), f"{path} is not in the repository the image copies"
+    assert copied == {image.env["TRADER_CONFIG_FROM"]}
+    assert image.env["TRADER_CONFIG_DIR"].startswith(image.env["TRADER_DATA_DIR"] + "/")
+    with mock.patch.dict(os.environ, image.env):
+        parsed = _parser().parse_args(args)
+    assert (parsed.config, parsed.goals) == tuple(f"{image.env['TRADER_CONFIG_DIR']}/{name}"
+                                                  for name in ("strategy.yaml", "goals.yaml"))
+    for name in ("strategy.yaml", "goals.yaml"):
+        assert (ROOT / "config" / name).is_file(), f"config/{name} is not in the repository the image copies"
     # the base image runs the Python the package requires
     assert image.base.startswith("python:3.11") and "slim" in image.base
     assert project["requires-python"] == ">=3.11"
@@ -197,10 +204,9 @@ def test_the_image_runs_as_a_non_root_user(image):
     assert image_uid(image) != 0
     chowned = " ".join(run for run in image.runs if "chown" in run)
     assert "/data" in chowned and image.workdir in chowned  # the volume and /app are the user's
-    # Hermes' apply mode rewrites config/strategy.yaml in place (a temporary file beside it)
+    # the deployed config files are history the daemon only reads: Hermes writes on the volume
     (flags,) = [flags for sources, _, flags in image.copies if sources == ["config"]]
-    uid = image_uid(image)
-    assert any(flag in (f"--chown={uid}:{uid}", f"--chown={image.user}:{image.user}") for flag in flags), flags
+    assert not any(flag.startswith("--chown") for flag in flags), flags
 
 
 def test_health_path_is_the_one_the_daemon_serves(image, railway):
@@ -336,7 +342,9 @@ def _run_entry_command(image: Image, btc: pd.DataFrame, uid: int | None, base: P
     env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", **image.env}
     # the image's own values where they name container paths, and the local exchange
     assert env["TRADER_DATA_DIR"] == "/data" and "PORT" in env
-    env.update(TRADER_DATA_DIR=str(data), PORT=str(port))
+    assert (env["TRADER_CONFIG_DIR"], env["TRADER_CONFIG_FROM"]) == ("/data/config", "/app/config")
+    env.update(TRADER_DATA_DIR=str(data), PORT=str(port), TRADER_CONFIG_DIR=str(data / "config"),
+               TRADER_CONFIG_FROM=str(app / "config"))
     if "NUMBA_CACHE_DIR" in env:
         env["NUMBA_CACHE_DIR"] = str(base / "numba-cache")
 
@@ -393,6 +401,9 @@ def _run_entry_command(image: Image, btc: pd.DataFrame, uid: int | None, base: P
     if uid is not None:
         assert ledger.stat().st_uid == uid
     assert sorted(p.name for p in app.iterdir()) == ["config"]
+    # the daemon traded the deployed files, copied onto the volume
+    for name in ("strategy.yaml", "goals.yaml"):
+        assert (data / "config" / name).read_bytes() == (app / "config" / name).read_bytes()
     from trader.ledger import open_ledger, sessions, store
 
     with sessions(open_ledger(f"sqlite:///{ledger}", migrate=False))() as s:

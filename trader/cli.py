@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .configdir import default_path
 from .errors import InputError
 
 
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     bt = sub.add_parser("backtest", help="backtest the strategy file on an OHLCV file")
-    bt.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    bt.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
     bt.add_argument("--data", required=True, help="OHLCV file: CSV or Parquet")
     bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     bt.add_argument("--plot", metavar="PNG", help="write an equity and drawdown chart")
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     bt.set_defaults(handler=_backtest)
 
     check = sub.add_parser("check", help="validate the strategy file and print its version")
-    check.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    check.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
     check.set_defaults(handler=_check)
 
     lst = sub.add_parser("strategies", help="list the strategy library and each one's parameters")

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .configdir import default_path
 from .errors import InputError
 
 
@@ -39,14 +40,14 @@ def add_commands(sub) -> None:
 
     approve = sub.add_parser("approve", help="approve live trading of the exact current strategy version")
     approve.add_argument("--live", action="store_true", required=True, help="approve live trading")
-    approve.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
+    approve.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
     approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     approve.set_defaults(handler=_approve)
 
 
 def _files(parser) -> None:
-    parser.add_argument("--config", default="config/strategy.yaml", help="strategy YAML (default: %(default)s)")
-    parser.add_argument("--goals", default="config/goals.yaml", help="goals YAML (default: %(default)s)")
+    parser.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
+    parser.add_argument("--goals", default=default_path("goals.yaml"), help="goals YAML (default: %(default)s)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -82,8 +83,14 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_replay(options, stop)
         print(json.dumps(summary, default=str))
         return 0
+    from .configdir import sync_deployed
     from .health import port_from_env
 
+    try:
+        sync_deployed(os.environ)  # a container: the deployed files onto the volume, if they changed
+    except OSError as exc:
+        raise InputError(f"cannot bring the deployed strategy and goals files into "
+                         f"{os.environ.get('TRADER_CONFIG_DIR')}: {exc}") from None
     options = RunOptions(**{**options.__dict__, "port": port_from_env()})
     return Service(options, os.environ).run()
 

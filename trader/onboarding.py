@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .configdir import default_path
 from .errors import InputError
 from .scaffold import pct as _pct
 from .scaffold import render_goals, render_strategy, validated_goals, validated_strategy, write_all
@@ -48,8 +49,8 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Check what the daemon needs, then write config/strategy.yaml and config/goals.yaml "
         "(asks on a terminal; --yes takes flags and defaults). Existing files are validated and kept "
         "unless --force.")
-    p.add_argument("--config", default="config/strategy.yaml", help="strategy YAML: validated if it exists, else written (default: %(default)s)")
-    p.add_argument("--goals", default="config/goals.yaml", help="goals YAML: validated if it exists, else written (default: %(default)s)")
+    p.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML: validated if it exists, else written (default: %(default)s)")
+    p.add_argument("--goals", default=default_path("goals.yaml"), help="goals YAML: validated if it exists, else written (default: %(default)s)")
     p.add_argument("--data", metavar="FILE", help="OHLCV file: backtest the strategy on it and compare with the goal")
     p.add_argument("--yes", "-y", action="store_true", help="ask nothing: flags, else defaults")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
