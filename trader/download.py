@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from trader.errors import DataError
+from trader.exchange import HttpStatus
 from trader.ohlcv import COLUMNS, load_ohlcv
 from trader.timeframes import timeframe_seconds
 
@@ -141,6 +142,7 @@ class _Fetcher:
         self.backoff = backoff
         self.progress = progress
         self.fetched = 0
+        self.status = HttpStatus(exchange)
 
     def check_market(self) -> None:
         ex, name = self.exchange, self.exchange_id
@@ -181,19 +183,22 @@ class _Fetcher:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         for attempt in range(self.retries + 1):
+            self.status.last = None
             try:
                 return fn()
             except ccxt.BadSymbol as exc:
                 raise DataError(f"{self.exchange_id}: unknown symbol {self.symbol!r} ({self._clean(exc)})") from None
-            except TEMPORARY_ERRORS as exc:
+            except ccxt.BaseError as exc:
+                # a 5xx with an error code ccxt does not know (Binance's -1008 "overloaded") is
+                # a plain ExchangeError: the status says it is the exchange's trouble, and passes
+                if not (isinstance(exc, TEMPORARY_ERRORS) or self.status.server_error()):
+                    raise DataError(f"{self.exchange_id}: {what} failed: {type(exc).__name__}: {self._clean(exc)}") from None
                 if attempt >= self.retries:
                     raise DataError(
                         f"{self.exchange_id}: {what} still failing after {attempt + 1} attempts: "
                         f"{type(exc).__name__}: {self._clean(exc)}"
                     ) from None
                 time.sleep(min(self.backoff * 2**attempt, _MAX_DELAY))
-            except ccxt.BaseError as exc:
-                raise DataError(f"{self.exchange_id}: {what} failed: {type(exc).__name__}: {self._clean(exc)}") from None
         raise AssertionError("unreachable")
 
     def _clean(self, exc: Exception) -> str:

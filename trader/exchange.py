@@ -149,8 +149,7 @@ class ExchangeAdapter:
         client.logger = _ScrubbingLogger(logging.getLogger("trader.exchange.ccxt"), self._scrub)
         client.enableLastResponseHeaders = True  # for Retry-After
         client.enableLastJsonResponse = True  # to tell an unreadable body from a bug
-        self._last_status: int | None = None
-        self._hook_status(client)
+        self._status = HttpStatus(client)
         self._rules: MarketRules | None = None
         self._client_ids: dict[str, str | None] = {}  # order id -> client order id (never changes)
 
@@ -413,17 +412,6 @@ class ExchangeAdapter:
                 f"{self.exchange_id}: no exchange keys; set EXCHANGE_API_KEY and EXCHANGE_API_SECRET"
             )
 
-    def _hook_status(self, client: Any) -> None:
-        """Remember each answer's HTTP status: ccxt does not keep it, and a 5xx with an unknown
-        Binance code surfaces as a plain ccxt.ExchangeError."""
-        original = client.on_rest_response
-
-        def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):  # type: ignore[no-untyped-def]
-            self._last_status = int(code) if code is not None else None
-            return original(code, reason, url, method, response_headers, response_body, *rest)
-
-        client.on_rest_response = on_rest_response
-
     def _call(
         self,
         action: str,
@@ -436,7 +424,7 @@ class ExchangeAdapter:
         client = self.client
         client.last_response_headers = None
         client.last_json_response = _NO_REQUEST
-        self._last_status = None
+        self._status.last = None
         try:
             result = fn()
         except ccxt.BaseError as exc:
@@ -454,7 +442,7 @@ class ExchangeAdapter:
 
     def _translate(self, action: str, exc: BaseException, *, on_order: bool, placing: bool) -> ExchangeError:
         text = f"{action}: {type(exc).__name__}: {self._scrub(str(exc))}"
-        server_error = self._last_status is not None and self._last_status >= 500
+        server_error = self._status.server_error()
         if isinstance(exc, ccxt.InsufficientFunds):
             return InsufficientFunds(text)
         if isinstance(exc, (ccxt.AuthenticationError, ccxt.BadSymbol, ccxt.NotSupported, ccxt.ArgumentsRequired)):
@@ -464,7 +452,7 @@ class ExchangeAdapter:
             if placing:
                 return _with_retry_after(OrderRefused(text), self._retry_after())
             return self._temporary(text)
-        if self._last_status in (404, 405):
+        if self._status.last in (404, 405):
             # ccxt calls these "not available", but a missing endpoint does not come back by
             # retrying: a wrong TRADER_EXCHANGE_URL or an API the exchange retired.
             return OperationalExchangeError(text)
@@ -500,6 +488,26 @@ class ExchangeAdapter:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+class HttpStatus:
+    """The HTTP status of a ccxt client's last answer: ccxt does not keep it, and a 5xx with
+    an error code ccxt does not know surfaces as a plain ccxt.ExchangeError."""
+
+    def __init__(self, client: Any) -> None:
+        self.last: int | None = None
+        original = getattr(client, "on_rest_response", None)
+        if original is None:  # not a ccxt client (a test's stand-in): no status to keep
+            return
+
+        def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):  # type: ignore[no-untyped-def]
+            self.last = int(code) if code is not None else None
+            return original(code, reason, url, method, response_headers, response_body, *rest)
+
+        client.on_rest_response = on_rest_response
+
+    def server_error(self) -> bool:
+        return self.last is not None and self.last >= 500
 
 
 def point_api_at(client: Any, base_url: str) -> None:

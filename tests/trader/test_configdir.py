@@ -100,6 +100,8 @@ def test_trader_run_refuses_clearly_when_the_volume_cannot_take_the_files(layout
     blocker.write_text("")
     for key, value in {**env, "TRADER_CONFIG_DIR": str(blocker / "config")}.items():
         monkeypatch.setenv(key, value)
+    # no handler on capsys' stream: it is closed after this test, and later tests would log to it
+    monkeypatch.setattr("trader.logs.setup_logging", lambda **kwargs: None)
     assert main(["run", "--log-text"]) == 2
     err = capsys.readouterr().err
     assert "cannot bring the deployed strategy and goals files into" in err and str(blocker / "config") in err
