@@ -14,6 +14,11 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+try:  # pandas' own rolling kernels, called without Series.rolling's per-call cost
+    from pandas._libs.window import aggregations as _roll
+except ImportError:  # a pandas that moved them (a private module): the public path, same bits
+    _roll = None
+
 _memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("indicator_memo", default=None)
 
 
@@ -56,12 +61,31 @@ def column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
     return hit[1]
 
 
+def _rolling(name: str, values: np.ndarray, window: int) -> np.ndarray:
+    """`pd.Series(values).rolling(window, min_periods=window).<name>()` without its
+    per-call overhead (about 50 us; the daemon pays it every tick): pandas' own Cython
+    kernel on the inputs pandas would give it, so the very same bits (see
+    tests/strategies/test_indicators.py)."""
+    kernel = getattr(_roll, f"roll_{name}", None)
+    if kernel is None:
+        return getattr(pd.Series(values, dtype=np.float64).rolling(window, min_periods=window), name)().to_numpy()
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return x.copy()
+    if np.isinf(x).any():
+        x = np.where(np.isinf(x), np.nan, x)  # pandas reads inf as missing in rolling windows
+    end = np.arange(1, len(x) + 1, dtype=np.int64)
+    start = end - window
+    np.maximum(start, 0, out=start)
+    return kernel(x, start, end, window)
+
+
 def sma(values: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average; NaN for the first window-1 bars."""
 
     def compute() -> np.ndarray:
         # pandas' rolling mean is causal and numerically stable (no drifting cumulative sum)
-        return pd.Series(values).rolling(window, min_periods=window).mean().to_numpy()
+        return _rolling("mean", values, window)
 
     return _cached("sma", values, window, compute)
 
@@ -103,7 +127,7 @@ def rolling_max(values: np.ndarray, window: int) -> np.ndarray:
     """Highest value of the `window` bars up to and including t."""
 
     def compute() -> np.ndarray:
-        return pd.Series(values).rolling(window, min_periods=window).max().to_numpy()
+        return _rolling("max", values, window)
 
     return _cached("rolling_max", values, window, compute)
 
@@ -112,7 +136,7 @@ def rolling_min(values: np.ndarray, window: int) -> np.ndarray:
     """Lowest value of the `window` bars up to and including t."""
 
     def compute() -> np.ndarray:
-        return pd.Series(values).rolling(window, min_periods=window).min().to_numpy()
+        return _rolling("min", values, window)
 
     return _cached("rolling_min", values, window, compute)
 

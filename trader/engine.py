@@ -28,12 +28,17 @@ from .errors import OrderRefused, StrategyError, TemporaryExchangeError
 from .feeds import MarketView
 from .goals import Goals
 from .ledger import store
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .ledger.models import MAIN_BOOK, DaemonState, Order
 from .risk import OrderDenied, OrderPlan, RiskEngine
 
 log = logging.getLogger("trader.engine")
+
+# the state columns `trader halt` / `resume` write, read each tick (built once: building a
+# statement costs more than running it)
+_SEEN = select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity).where(
+    DaemonState.book == bindparam("book"))
 
 REPLAN = -1.0  # acted_target value that makes the next tick plan afresh
 _PURPOSE = {"signal": "e", "stop_loss": "s", "take_profit": "t", "halt": "h"}
@@ -118,8 +123,7 @@ class Engine:
         state, position, cash = self._rows(s)
         # `trader halt` / `resume` may have changed the state from another process: a cheap
         # look at the columns they write, and a full refresh only when one differs
-        seen = s.execute(select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity)
-                         .where(DaemonState.book == self.book)).one()
+        seen = s.connection().execute(_SEEN, {"book": self.book}).one()
         if tuple(seen) != (state.state, state.reason, state.peak_equity):
             s.refresh(state)
         if state.last_bar_time is not None and bar_time <= state.last_bar_time:
@@ -142,18 +146,19 @@ class Engine:
 
         # equity at the close; the kill switch
         equity = cash.free + position.qty * c
-        if state.peak_equity <= 0.0:
-            state.peak_equity = max(self.config.capital if self.broker.mode == "paper" else 0.0, equity)
-        state.peak_equity = max(state.peak_equity, equity)
-        breach = self.risk.drawdown_breach(equity, state.peak_equity)
+        peak = state.peak_equity
+        if peak <= 0.0:
+            peak = max(self.config.capital if self.broker.mode == "paper" else 0.0, equity)
+        peak = max(peak, equity)
+        breach = self.risk.drawdown_breach(equity, peak)
         if breach and state.state != "halted":
             state.state, state.reason = "halted", breach
-            store.record_event(s, "halted", breach, self.book, {"equity": equity, "peak": state.peak_equity})
+            store.record_event(s, "halted", breach, self.book, {"equity": equity, "peak": peak})
             log.warning("HALTED: %s", breach, extra={"event": "halted"})
         store.record_equity(s, book=self.book, time=bar_time, equity=equity, cash=cash.free,
                             qty=position.qty, price=c, target=target, strategy_version=self.config.version)
-        state.last_bar_time, state.last_tick_at = bar_time, now
-        state.strategy_version = self.config.version
+        store.mark_tick(s, state, peak_equity=peak, last_bar_time=bar_time, last_tick_at=now,
+                        strategy_version=self.config.version)
         halted = state.state == "halted"
         report.equity, report.target, report.state = equity, target, state.state
 
@@ -186,9 +191,7 @@ class Engine:
         if isinstance(plan, OrderPlan):
             # the bar's record, the decision and the intent commit together
             report.orders.append(self._submit(s, plan, bar_time, _utc(view.next_time), acted=want))
-        else:
-            s.commit()
-        return report
+        return report  # `tick` commits the bar's record
 
     # -- orders ------------------------------------------------------------------------------
     def _submit(self, s, plan: OrderPlan, bar_time: datetime, fill_time: datetime,

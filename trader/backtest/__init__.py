@@ -13,7 +13,18 @@ Conventions (the daemon's paper broker follows the same ones):
 * Equity is marked to the close of every bar. Metrics: `result.Metrics`.
 """
 
-from .result import METRIC_KEYS, BacktestResult, Fill, Metrics
-from .run import run_backtest, sweep
 
 __all__ = ["METRIC_KEYS", "BacktestResult", "Fill", "Metrics", "run_backtest", "sweep"]
+
+
+def __getattr__(name: str):
+    # imported on first use: the daemon's risk engine needs `rules` only, not numba
+    if name in ("METRIC_KEYS", "BacktestResult", "Fill", "Metrics"):
+        from . import result
+
+        return getattr(result, name)
+    if name in ("run_backtest", "sweep"):
+        from . import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

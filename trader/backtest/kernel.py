@@ -13,9 +13,12 @@ import math
 
 from numba import njit
 
-from .rules import (
-    BUY, NONE, SELL, SIGNAL, add_to_position, close_out, exit_hit, rebalance,
-)
+from . import rules
+from .rules import BUY, NONE, SELL, SIGNAL
+
+# the shared position rules, compiled for this loop (the daemon runs them uncompiled)
+rebalance, exit_hit, close_out, add_to_position = (
+    njit(cache=True, nogil=True)(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, rules.add_to_position))
 
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
 

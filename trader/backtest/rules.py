@@ -1,7 +1,8 @@
 """The position rules, shared by the backtest kernel and the daemon's risk engine.
 
-Compiled with numba so that the kernel inlines them; the daemon calls the very same
-functions from Python once per tick. Conventions:
+Plain Python here: the kernel compiles these very functions with numba, and the daemon calls
+them as they are, once per tick, without paying for numba's import (about 150 MB with LLVM).
+Numba keeps IEEE arithmetic (no fastmath), so both give the same bits. Conventions:
 
 * a position is sized to `want * stake * equity`, fee included, never more than the cash;
   reaching `want == 0` sells everything;
@@ -16,15 +17,12 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 NONE, BUY, SELL = 0, 1, -1
 SIGNAL, STOP_LOSS, TAKE_PROFIT = 0, 1, 2
 SIDE_NAMES = {BUY: "buy", SELL: "sell"}
 REASON_NAMES = {SIGNAL: "signal", STOP_LOSS: "stop_loss", TAKE_PROFIT: "take_profit"}
 
 
-@njit(cache=True, nogil=True)
 def rebalance(want, qty, cash, price, stake, fee, slippage):
     """The market order that moves the position to exposure `want` at `price`.
 
@@ -47,7 +45,6 @@ def rebalance(want, qty, cash, price, stake, fee, slippage):
     return BUY, amount, fill, budget - amount * fill, -budget
 
 
-@njit(cache=True, nogil=True)
 def exit_hit(entry, open_, high, low, stop_loss, take_profit, slippage):
     """Whether a bar triggers the resting stop-loss or take-profit of a position entered at
     `entry` (levels <= 0 are off). Returns (reason, fill_price); reason -1 when neither."""
@@ -64,14 +61,12 @@ def exit_hit(entry, open_, high, low, stop_loss, take_profit, slippage):
     return -1, 0.0
 
 
-@njit(cache=True, nogil=True)
 def close_out(qty, price, fee):
     """Selling the whole position at `price`: returns (fee_paid, cash_change)."""
     paid = qty * price * fee
     return paid, qty * price - paid
 
 
-@njit(cache=True, nogil=True)
 def add_to_position(qty, entry, amount, fill):
     """A buy of `amount` at `fill` added to a position: returns (qty, average entry price)."""
     if qty <= 0.0:
