@@ -14,10 +14,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from collections.abc import Callable, Mapping
 
 from .config import StrategyConfig, load_strategy_config
 from .engine import Engine, split_symbol

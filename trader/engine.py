@@ -223,10 +223,10 @@ class Engine:
             execution = self.broker.execute(cid, plan, fill_time)
         except OrderRefused as exc:
             # not placed; the daemon waits as long as the exchange asks before the next request
-            self._book(s, order, _refused(exc))
+            self._book(s, order, _failed("not_sent", exc))
             raise
         except TemporaryExchangeError as exc:
-            execution = _unknown(exc)
+            execution = _failed("unknown", exc)
         self._book(s, order, execution)
         return cid
 
@@ -322,16 +322,10 @@ class Engine:
                      extra={"event": "order_filled", "client_order_id": cid})
 
 
-def _unknown(exc: Exception):
+def _failed(status: str, exc: Exception):
     from .brokers import Execution
 
-    return Execution("unknown", error=str(exc))
-
-
-def _refused(exc: Exception):
-    from .brokers import Execution
-
-    return Execution("not_sent", error=str(exc))
+    return Execution(status, error=str(exc))
 
 
 def _utc(when) -> datetime:
