@@ -85,7 +85,8 @@ class StrategyConfig(Frozen):
     exchange: str
     symbol: str
     timeframe: str
-    capital: float = Field(10_000.0, gt=0, le=1e12, description="starting quote balance (backtest, paper)")
+    # below a millionth of a quote unit nothing can be traded (and 1e-320 is a denormal)
+    capital: float = Field(10_000.0, ge=1e-6, le=1e12, description="starting quote balance (backtest, paper)")
     strategy: str
     params: SerializeAsAny[Params]
     risk: Risk = Risk()

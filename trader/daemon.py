@@ -26,6 +26,7 @@ from .goals import Goals, load_goals
 from .ledger import data_dir, database_url, open_ledger, sessions, store
 from .ledger.models import MAIN_BOOK, DaemonState
 from .timeframes import timeframe_seconds
+from .yamlfile import read_text_file
 
 log = logging.getLogger("trader.daemon")
 
@@ -88,10 +89,10 @@ class ConfigWatcher:
         self.seen = _digest(text)
 
     def poll(self) -> tuple[StrategyConfig, str] | ConfigError | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            text = f"<unreadable: {exc.__class__.__name__}>"
+        try:  # bounded and non-blocking: a FIFO or a huge file swapped in must not stall ticks
+            text = read_text_file(self.path)
+        except ConfigError as exc:
+            text = f"<unreadable: {exc}>"
         digest = _digest(text)
         if digest == self.seen:
             return None

@@ -81,10 +81,14 @@ class Review(Frozen):
     def _cron(cls, value: str) -> str:
         from apscheduler.triggers.cron import CronTrigger
 
+        from datetime import datetime, timezone
+
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            trigger = CronTrigger.from_crontab(value, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a cron expression ({exc}); expected e.g. '0 6 * * mon'") from None
+        if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:  # e.g. 31 February
+            raise ValueError(f"{value!r} never fires (no such date); expected e.g. '0 6 * * mon'")
         return value
 
 

@@ -4,6 +4,8 @@ expected."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +25,65 @@ class LocatedError(ValueError):
         self.loc = loc
 
 
-def read_yaml(path: str | Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """The file's data and the line of every mapping key; ConfigError for an unreadable,
-    binary, empty or syntactically broken file. `what` says what the file should hold."""
+MAX_BYTES = 1_000_000  # a strategy or goals file is a few kB; more is a mistake or an attack
+MAX_NODES = 20_000  # YAML nodes after aliases are followed (the example files have ~100)
+MAX_ALIASES = 100
+
+
+def read_text_file(path: str | Path, limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes; ConfigError otherwise.
+    Opened without blocking and checked before reading, so a FIFO, /dev/zero or a huge file
+    is refused at once instead of hanging or filling memory."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the file as UTF-8 text ({exc.__class__.__name__})") from None
-    return parse_yaml(text, str(path), what)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; expected a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot open the file ({exc.strerror or exc.__class__.__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file; expected a YAML file")
+        if info.st_size > limit:
+            raise ConfigError(f"{path}: {info.st_size:,} bytes; expected a YAML file of at most {limit:,} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)  # the file may grow after fstat
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror or exc.__class__.__name__})") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: more than {limit:,} bytes; expected a YAML file of at most {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read the file as UTF-8 text (UnicodeDecodeError)") from None
+
+
+def read_yaml(path: str | Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """The file's data and the line of every mapping key; ConfigError for an unreadable,
+    binary, empty, oversized or syntactically broken file. `what` says what the file should hold."""
+    return parse_yaml(read_text_file(path), str(path), what)
 
 
 def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     if "\x00" in text:
         raise ConfigError(f"{source}: not a YAML text file (it contains binary data)")
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"{source}: {len(text):,} characters; expected at most {MAX_BYTES:,}")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            lines: dict[tuple[str, ...], int] = {}
+            # before anything expands aliases: bounded size, unique keys
+            _check_nodes(node, source, lines)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to be {what}") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
@@ -53,17 +95,61 @@ def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, 
         raise ConfigError(f"{source}: {where}YAML syntax error: {problem}") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty; expected {what}")
-    lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(node, (), lines)
     return data, lines
 
 
-def _collect_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = path + (str(key.value),)
-            out[child] = key.start_mark.line + 1
-            _collect_lines(value, child, out)
+def _check_nodes(root: Any, source: str, lines: dict[tuple[str, ...], int]) -> None:
+    """Walk the composed nodes as the loaded data would be (aliases followed), without
+    recursion, and stop at MAX_NODES: an alias bomb costs at most that many steps. Refuses
+    too many aliases and a key written twice in one mapping; records each key's line."""
+    if root is None:
+        return
+    aliases = sum(1 for event in _anchors(root))
+    if aliases > MAX_ALIASES:
+        raise ConfigError(f"{source}: {aliases} YAML aliases (*name); expected at most {MAX_ALIASES}")
+    seen = 0
+    stack: list[tuple[Any, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise ConfigError(f"{source}: more than {MAX_NODES:,} values once aliases are expanded; "
+                              "expected a small settings file")
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else f"<{key.tag}>"
+                line = key.start_mark.line + 1
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if name in keys:
+                        field = ".".join(path + (name,))
+                        raise ConfigError(f"{source}: line {line}, {field}: written twice (first on line "
+                                          f"{keys[name]}); expected each key once")
+                    keys[name] = line
+                child = path + (name,)
+                lines.setdefault(child, line)
+                stack.append((key, path))
+                stack.append((value, child))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path) for item in node.value)
+
+
+def _anchors(root: Any):
+    """Each alias use: a node reached a second time through the node graph (PyYAML composes
+    `*name` as the anchored node itself). Visits each distinct node once."""
+    visited: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            yield node
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def pydantic_problems(
