@@ -113,19 +113,20 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="trader status", show_header=False)
     table.add_column("field")
     table.add_column("value")
     for key in ("mode", "state", "reason", "strategy_version", "symbol", "equity", "cash", "last_bar", "last_tick", "last_error"):
         if key in snap and snap[key] is not None:
-            table.add_row(key.replace("_", " "), str(snap[key]))
+            table.add_row(key.replace("_", " "), Text(str(snap[key])))  # Text: never read as markup
     if "position" in snap:
         pos = snap["position"]
         table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))
     if snap.get("last_event"):
         ev = snap["last_event"]
-        table.add_row("last event", f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}")
+        table.add_row("last event", Text(f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}"))
     Console().print(table)
     return 0
 

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Optional
 
@@ -91,6 +92,15 @@ class StrategyConfig(Frozen):
     params: SerializeAsAny[Params]
     risk: Risk = Risk()
     tunable: dict[str, Bounds] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        # escape sequences or bidi overrides could rewrite what a terminal or report shows
+        if any(unicodedata.category(ch) == "Cc" or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069
+               for ch in value):
+            raise ValueError("contains control or bidi characters; expected a plain one-line label")
+        return value
 
     @field_validator("exchange")
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -253,9 +254,25 @@ class Notifier:
         text = f"[{kind}] {message}"
         if data:
             text += "\n" + "\n".join(f"{k}: {v}" for k, v in data.items())
-        if self.style == "discord":
-            return {"content": _truncate(text, DISCORD_LIMIT)}
-        return {"text": _truncate(text, SLACK_LIMIT)}
+        if self.style == "discord":  # no pings from user text (@everyone), no masked links
+            return {"content": _truncate(_discord_text(text), DISCORD_LIMIT), "allowed_mentions": {"parse": []}}
+        return {"text": _truncate(_slack_text(text), SLACK_LIMIT)}
+
+
+def _slack_text(text: str) -> str:
+    """Slack's three control characters escaped as it documents: `<url|label>` links and
+    `<!channel>` mentions cannot be formed from user text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_DISCORD_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#<])")
+
+
+def _discord_text(text: str) -> str:
+    """Discord markdown escaped with backslashes (emphasis, code, spoilers, quotes, headings,
+    masked links), and mentions broken with a zero-width space."""
+    text = _DISCORD_MARKDOWN.sub(r"\\\1", text)
+    return re.sub(r"@(everyone|here|&?\d)", "@\u200b\\1", text)
 
 
 def _truncate(text: str, limit: int) -> str:

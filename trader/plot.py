@@ -25,7 +25,7 @@ def plot_equity(equity: pd.Series, close: pd.Series, title: str, path: str | Pat
     top.plot(equity.index, equity.to_numpy(), label="strategy", color="#1f77b4", linewidth=1.2)
     top.plot(hold.index, hold.to_numpy(), label="buy and hold", color="#999999", linewidth=0.8)
     top.set_ylabel("equity")
-    top.set_title(title)
+    top.set_title(title, parse_math=False)  # a '$' in the user's name is text, not mathtext
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
     bottom.fill_between(drawdown.index, drawdown.to_numpy() * 100, 0, color="#d62728", alpha=0.4)

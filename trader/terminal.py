@@ -24,7 +24,7 @@ def phases(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("starting", total=None)
 
@@ -43,7 +43,7 @@ def bar(label: str) -> Iterator[Callable[[int, int], None]]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task(label, total=None)
 
@@ -62,7 +62,7 @@ def counter(label: str) -> Iterator[Callable[[int, object], None]]:
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task(label, total=None)
 
@@ -78,9 +78,12 @@ def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
     from rich.table import Table
 
     m = result.metrics
-    table = Table(title=f"{config.name}: {config.strategy} on {config.symbol} {config.timeframe}",
-                  caption=f"strategy version {result.version}, {len(ohlcv):,} bars "
-                  f"{ohlcv.index[0]:%Y-%m-%d} to {ohlcv.index[-1]:%Y-%m-%d}")
+    from rich.text import Text
+
+    # Text, not a str: the user's name is never read as rich markup ("[/]", "[link=...]")
+    table = Table(title=Text(f"{config.name}: {config.strategy} on {config.symbol} {config.timeframe}"),
+                  caption=Text(f"strategy version {result.version}, {len(ohlcv):,} bars "
+                               f"{ohlcv.index[0]:%Y-%m-%d} to {ohlcv.index[-1]:%Y-%m-%d}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     pct = lambda v: "n/a" if v is None else f"{v * 100:,.2f}%"  # noqa: E731
@@ -99,5 +102,5 @@ def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
         ("final equity", f"{m.final_equity:,.2f} (from {config.capital:,.2f})"),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))
     Console().print(table)
