@@ -84,13 +84,14 @@ def _parser() -> argparse.ArgumentParser:
 def _backtest(args: argparse.Namespace) -> int:
     from .backtest import run_backtest
     from .config import load_strategy_config
-    from .ohlcv import load_ohlcv
+    from .ohlcv import load_ohlcv, require_history
     from . import terminal
 
     config = load_strategy_config(args.config)
     with terminal.phases(enabled=not args.json) as phase:
         phase("loading candles")
         ohlcv = load_ohlcv(args.data, timeframe=config.timeframe)
+        require_history(ohlcv, config, str(args.data))
         phase(f"backtesting {len(ohlcv):,} bars")
         result = run_backtest(ohlcv, config)
         if args.plot:

@@ -117,11 +117,12 @@ def run_replay(options: RunOptions, stop: threading.Event | None = None) -> dict
     from .brokers import PaperBroker
     from .feeds import ReplayFeed
     from .ledger.replay import GroupCommit
-    from .ohlcv import load_ohlcv
+    from .ohlcv import load_ohlcv, require_history
 
     config = load_strategy_config(options.config_path)
     goals = load_goals_if_any(options.goals_path)
     frame = load_ohlcv(options.replay, timeframe=config.timeframe)
+    require_history(frame, config, str(options.replay))
     url = options.database_url or _fresh_replay_db()
     ledger = open_ledger(url)
     _, quote = split_symbol(config.symbol)
@@ -301,15 +302,19 @@ class Service:
 
     # -- Hermes: shadow challengers and the weekly review -----------------------------------
     def _sync_shadows(self) -> None:
-        """One paper engine per running experiment, trading the challenger on the same candles."""
+        """Paper engines for the running experiments: each challenger and its control book (the
+        baseline on paper), on the same candles, whether or not the main book is halted."""
         from .brokers import PaperBroker
         from .config import parse_strategy_config
         from .ledger.models import Experiment, StrategyVersion
         from .risk import RiskEngine
 
         with self.factory() as s:
-            running = {e.book: s.get(StrategyVersion, e.challenger_version).settings
-                       for e in s.query(Experiment).filter_by(status="running")}
+            running = {}
+            for e in s.query(Experiment).filter_by(status="running"):
+                running[e.book] = s.get(StrategyVersion, e.challenger_version).settings
+                if e.control_book:
+                    running[e.control_book] = s.get(StrategyVersion, e.baseline_version).settings
         for book in [b for b in self.shadows if b not in running]:
             self.shadows.pop(book).close()
         for book, settings in running.items():

@@ -46,6 +46,12 @@ _EXPECTED_TIME = "an ISO 8601 time like 2017-07-01T11:00:00Z, or epoch seconds o
 _MIN_TIME = pd.Timestamp("1970-01-01", tz="UTC")
 _MAX_TIME = pd.Timestamp("2200-01-01", tz="UTC")
 _NS_PER_S = 1_000_000_000
+# Prices a market can quote and a float ledger can trade at capitals up to 1e12: beyond these,
+# quantities and equity lose their digits or overflow (1e300 made CAGR overflow).
+MIN_PRICE, MAX_PRICE = 1e-12, 1e12
+# A longer hole is two histories glued together, not one market: its metrics mean nothing.
+_MAX_GAP_NS = 10 * 365 * 86400 * _NS_PER_S
+_FUTURE_NS = 86400 * _NS_PER_S  # clocks differ; a day ahead is not a candle that happened
 
 # Spacing units from the largest down, for naming an inferred timeframe the way ccxt does.
 _UNITS = (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60))
@@ -131,6 +137,15 @@ def load_ohlcv(path: str | Path, timeframe: str | None = None) -> pd.DataFrame:
     if timeframe is not None:
         _check(frame, timeframe, source, locate)
     return frame
+
+
+def require_history(frame: pd.DataFrame, config, source: str) -> None:
+    """DataError unless the file holds more candles than the strategy's warm-up: with fewer,
+    nothing can be traded and every metric would be a meaningless zero."""
+    needed = config.strategy_def().warmup(config.params) + 1
+    if len(frame) < needed:
+        raise DataError(f"{source}: {len(frame)} candle(s); expected at least {needed} "
+                        f"({config.strategy}'s warm-up with these params is {needed - 1} bars)")
 
 
 def check_ohlcv(df: pd.DataFrame, timeframe: str | None = None) -> DataReport:
@@ -232,6 +247,8 @@ def _to_canonical(raw: pd.DataFrame, source: str, locate: Callable[[int], str]) 
         for order, col in enumerate(PRICE_COLUMNS, start=1):
             x = values[col]
             problems.add(x <= 0, order, columns[col], lambda i, x=x: f"{_num(x[i])} is not positive; expected a price > 0")
+            problems.add((x > 0) & ((x < MIN_PRICE) | (x > MAX_PRICE)), order, columns[col],
+                         lambda i, x=x: f"{_num(x[i])} cannot be traded; expected a price from {MIN_PRICE:g} to {MAX_PRICE:g}")
         if "volume" in columns:
             problems.add(v < 0, 5, columns["volume"], lambda i: f"{_num(v[i])} is negative; expected volume >= 0")
         top, bottom = np.maximum(o, c), np.minimum(o, c)
@@ -244,8 +261,12 @@ def _to_canonical(raw: pd.DataFrame, source: str, locate: Callable[[int], str]) 
             lambda i: f"{_num(l[i])} is above min(open, close) = {_num(bottom[i])}; expected low <= open, close",
         )
 
-    # Order checks compare each valid time with the previous valid one.
     valid = np.flatnonzero(~(time_missing | time_bad))
+    future = np.zeros(n, dtype=bool)
+    future[valid] = ns[valid] > pd.Timestamp.now(tz="UTC").value + _FUTURE_NS
+    problems.add(future, 0, time_col, lambda i: f"{_iso(ns[i])} is in the future; expected candles that happened")
+
+    # Order checks compare each valid time with the previous valid one.
     if len(valid) > 1:
         step = np.diff(ns[valid])
         at = np.zeros(n, dtype=bool)
@@ -262,6 +283,13 @@ def _to_canonical(raw: pd.DataFrame, source: str, locate: Callable[[int], str]) 
             at, 0, time_col,
             lambda i: f"{_iso(ns[i])} is earlier than {locate(int(prev[i]))} ({_iso(ns[prev[i]])}); "
             "expected times in ascending order",
+        )
+        at = np.zeros(n, dtype=bool)
+        at[valid[1:][step > _MAX_GAP_NS]] = True
+        problems.add(
+            at, 0, time_col,
+            lambda i: f"{_iso(ns[i])} comes {(ns[i] - ns[prev[i]]) / (365 * 86400 * _NS_PER_S):.0f} years after "
+            f"{locate(int(prev[i]))}; expected one market's history, with gaps under 10 years",
         )
 
     problems.raise_if_any(source)

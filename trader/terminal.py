@@ -99,7 +99,7 @@ def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
         ("win rate", pct(m.win_rate)),
         ("profit factor", num(m.profit_factor)),
         ("exposure", pct(m.exposure)),
-        ("final equity", f"{m.final_equity:,.2f} (from {config.capital:,.2f})"),
+        ("final equity", f"{num(m.final_equity)} (from {config.capital:,.2f})"),
     ]
     for name, value in rows:
         table.add_row(name, Text(value))

@@ -45,17 +45,18 @@ class Metrics:
     * exposure: share of bars during which a position was held.
     """
 
-    total_return: float
-    cagr: float
-    monthly_return: float
-    sharpe: float
+    # None (null) where the value is undefined or beyond a float: never inf or NaN
+    total_return: float | None
+    cagr: float | None
+    monthly_return: float | None
+    sharpe: float | None
     sortino: float | None
-    max_drawdown: float
+    max_drawdown: float | None
     trades: int
     win_rate: float | None
     profit_factor: float | None
     exposure: float
-    final_equity: float
+    final_equity: float | None
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -75,24 +76,35 @@ class Metrics:
         years = span_seconds / SECONDS_PER_YEAR
         months = span_seconds / SECONDS_PER_MONTH
         return cls(
-            total_return=float(total_return),
+            total_return=_finite(total_return),
             cagr=_annualise(growth, years),
             monthly_return=_annualise(growth, months),
-            sharpe=float(sharpe),
-            sortino=None if math.isinf(sortino) else float(sortino),
-            max_drawdown=float(max_dd),
+            sharpe=_finite(sharpe),
+            sortino=_finite(sortino),
+            max_drawdown=_finite(max_dd),
             trades=int(trades),
             win_rate=wins / trades if trades else None,
-            profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
+            profit_factor=_finite(gross_profit / gross_loss) if gross_loss > 0 else None,
             exposure=bars_in / bars if bars else 0.0,
-            final_equity=float(final_equity),
+            final_equity=_finite(final_equity),
         )
 
 
-def _annualise(growth: float, periods: float) -> float:
+def _finite(value: float) -> float | None:
+    """A number, or None (null in JSON) for what is undefined or beyond a float: never inf or NaN."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _annualise(growth: float, periods: float) -> float | None:
+    if not math.isfinite(growth):
+        return None
     if periods <= 0 or growth <= 0:
         return -1.0 if growth <= 0 else 0.0
-    return float(growth ** (1.0 / periods) - 1.0)
+    try:
+        return _finite(growth ** (1.0 / periods) - 1.0)
+    except OverflowError:  # a short, steep run: beyond any float, so undefined
+        return None
 
 
 @dataclass(frozen=True)
