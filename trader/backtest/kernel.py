@@ -9,21 +9,45 @@ against every bar's range from the entry bar on; equity is marked at every close
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 from numba import njit
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 
 from . import rules
 from .rules import BUY, NONE, SELL, SIGNAL
 
+# Everything compiled into these kernels. numba stamps a cached function with its own file
+# only, so `simulate` (this file) compiled with rules.py's functions inside would survive an
+# edit or upgrade of rules.py and keep running the old rules.
+_SOURCES = hashlib.sha256(Path(rules.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
+
+
+class _KernelCache(FunctionCache):
+    """numba's own cache, with the stamp of every source compiled into the kernels."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = IndexDataCacheFile(cache_path=self._cache_path, filename_base=self._impl.filename_base,
+                                              source_stamp=(self._impl.locator.get_source_stamp(), _SOURCES))
+
+
+def _jit(func):
+    dispatcher = njit(nogil=True)(func)
+    dispatcher._cache = _KernelCache(func)  # what njit(cache=True) does, with the stamp above
+    return dispatcher
+
+
 # the shared position rules, compiled for this loop (the daemon runs them uncompiled)
 rebalance, exit_hit, close_out, add_to_position = (
-    njit(cache=True, nogil=True)(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, rules.add_to_position))
+    _jit(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, rules.add_to_position))
 
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _record(fills_out, row, bar, side, qty, price, fee, reason):
     if fills_out.shape[0] > 0:
         fills_out[row, 0] = bar
@@ -34,7 +58,7 @@ def _record(fills_out, row, bar, side, qty, price, fee, reason):
         fills_out[row, 5] = reason
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _tally(pnl, trades, wins, gross_profit, gross_loss):
     """Count one closed round trip."""
     if pnl > 0.0:
@@ -42,7 +66,7 @@ def _tally(pnl, trades, wins, gross_profit, gross_loss):
     return trades + 1, wins, gross_profit, gross_loss - pnl
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, take_profit,
              cash0, equity_out, fills_out):
     """Run the fill model over all bars.
@@ -99,7 +123,7 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
     return n_fills, trades, wins, gross_profit, gross_loss, bars_in
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def equity_stats(equity, cash0, bars_per_year):
     """(total_return, sharpe, sortino, max_drawdown) of an equity curve, in one pass.
 

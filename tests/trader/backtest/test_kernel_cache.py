@@ -1,0 +1,56 @@
+"""numba's on-disk cache of the kernel: an edit (or an upgrade) of the position rules the
+kernel compiles must never leave backtests running the old rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ...conftest import ROOT
+
+SOURCES = ROOT / "trader" / "backtest"
+
+# a round trip with a 1% fee, through a fresh process (so the kernels come from the disk cache)
+PROBE = """
+import json, numpy as np
+from copy_of_backtest import kernel
+o = h = l = c = np.array([100.0, 110.0, 120.0, 130.0])
+equity, fills = np.empty(4), np.zeros((9, 6))
+kernel.simulate(o, h, l, c, np.array([1.0, 1.0, 0.0, 0.0]), 1.0, 0.01, 0.0, 0.0, 0.0, 1000.0, equity, fills)
+print(json.dumps({"final": equity[-1], "cache_hits": sum(kernel.simulate.stats.cache_hits.values())}))
+"""
+
+
+def run_probe(where: Path) -> dict:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(where / "cache"), "PYTHONPATH": str(where)}
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=where, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_editing_the_rules_alone_recompiles_the_kernel(tmp_path):
+    package = tmp_path / "copy_of_backtest"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("kernel.py", "rules.py"):
+        shutil.copy(SOURCES / name, package / name)
+    first = run_probe(tmp_path)
+    again = run_probe(tmp_path)
+    assert again == {"final": first["final"], "cache_hits": 1}  # the cache is used while nothing changed
+    # the fee of a signal's sale doubled, in rules.py only (kernel.py untouched)
+    rules = package / "rules.py"
+    text = rules.read_text()
+    assert text.count("paid = amount * fill * fee\n") == 1
+    rules.write_text(text.replace("paid = amount * fill * fee\n", "paid = amount * fill * fee * 2.0\n"))
+    edited = run_probe(tmp_path)
+    qty = 1000 / (110 * 1.01)
+    assert first["final"] == pytest.approx(qty * 130 * 0.99)
+    assert edited["final"] == pytest.approx(qty * 130 * 0.98)
+    assert edited["cache_hits"] == 0
