@@ -1,6 +1,6 @@
 """Backtester speed: ours vs backtesting.py vs vectorbt, side by side in one process.
 
-    .venv/bin/python benchmarks/bench_backtest.py [--quick] [--no-cold] [--profile]
+    .venv/bin/python benchmarks/bench_backtest.py [--quick] [--no-cold] [--profile] [--data FILE]
 
 a. one SMA-crossover backtest (10/30) on 20,000 hourly bars, end to end
    (signal + simulation + metrics): ours vs backtesting.py vs warm vectorbt;
@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import trader/strategies
 
-REAL_1H = Path("/work/shared/data/coinbase-btcusd-1h.csv")
+# the shared candles, beside the repository (../shared/data); --data names another file
+REAL_1H = ROOT.parent / "shared" / "data" / "coinbase-btcusd-1h.csv"
 N_HOURLY = 20_000
 N_MINUTE = 525_600
 CASH, FEE = 10_000.0, 0.001
@@ -213,7 +214,7 @@ CHILD = """
 import time
 import sys; sys.path.insert(0, {here!r})
 import bench_backtest as b
-df = b.hourly_bars()
+df = b.hourly_bars(b.Path({data!r}))
 {work}
 """
 COLD_WORK = {
@@ -225,9 +226,9 @@ COLD_WORK = {
 }
 
 
-def cold(work: str, repeats: int, empty_cache: bool) -> list[float]:
+def cold(work: str, repeats: int, empty_cache: bool, data: Path = REAL_1H) -> list[float]:
     """Wall time of fresh interpreters (as a user sees it), median-able."""
-    code = CHILD.format(here=str(HERE), work=work)
+    code = CHILD.format(here=str(HERE), work=work, data=str(data))
     times = []
     for _ in range(repeats):
         env = dict(os.environ)
@@ -347,13 +348,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     parser.add_argument("--no-cold", action="store_true", help="skip the subprocess figures")
     parser.add_argument("--profile", action="store_true", help="also cProfile one sweep")
+    parser.add_argument("--data", type=Path, default=REAL_1H,
+                        help="the real hourly candles (default: ../shared/data/coinbase-btcusd-1h.csv beside the repository)")
     args = parser.parse_args()
+    if not args.data.is_file():
+        parser.exit(2, f"error: --data: no file {args.data}; pass the hourly BTC/USD candles with --data FILE\n")
     q = args.quick
     rep = {"ours": 7 if q else 20, "bt": 3 if q else 7, "vbt": 3 if q else 9,
            "sweep": 5 if q else 15, "minute": 3 if q else 9, "cold": 1 if q else 3}
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; medians of n runs after warm-ups")
-    df = hourly_bars()
+    df = hourly_bars(args.data)
     minutes = minute_bars()
     print(f"hourly bars: {len(df):,} ({df.index[0]} .. {df.index[-1]}); minute bars: {len(minutes):,}")
     rows: list[tuple[str, str, list[float]]] = []  # (section, engine, times)
@@ -399,11 +404,11 @@ def main() -> None:
         for name, work in COLD_WORK.items():
             if "vectorbt" in name and not have_vbt:
                 continue
-            rows.append(("cold: python -c, import+load+run, numba cache warm", name, cold(work, rep["cold"], False)))
+            rows.append(("cold: python -c, import+load+run, numba cache warm", name, cold(work, rep["cold"], False, args.data)))
         for name in ("ours single", "ours sweep", "vectorbt sweep"):
             if "vectorbt" in name and not have_vbt:
                 continue
-            rows.append(("cold: same, empty numba cache (first run)", name, cold(COLD_WORK[name], 1, True)))
+            rows.append(("cold: same, empty numba cache (first run)", name, cold(COLD_WORK[name], 1, True, args.data)))
         rows.append(("cold: baseline", "python -c 'import numpy, pandas'",
                      _baseline(rep["cold"])))
 
