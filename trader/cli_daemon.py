@@ -78,9 +78,12 @@ def _run(args: argparse.Namespace) -> int:
         import threading
 
         stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        summary = run_replay(options, stop)
+
+        def stop_between_ticks() -> None:  # until the data is loaded, a signal ends the process
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+
+        summary = run_replay(options, stop, loaded=stop_between_ticks)
         print(json.dumps(summary, default=str))
         return 0
     from .configdir import sync_deployed

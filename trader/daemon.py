@@ -110,8 +110,11 @@ def _digest(text: str) -> str:
 # -- replay -------------------------------------------------------------------------------------
 
 
-def run_replay(options: RunOptions, stop: threading.Event | None = None) -> dict:
-    """Drive the engine through a file with the paper broker; returns the summary."""
+def run_replay(options: RunOptions, stop: threading.Event | None = None,
+               loaded: Callable[[], None] | None = None) -> dict:
+    """Drive the engine through a file with the paper broker; returns the summary. `loaded`
+    is called once the files are read, before the first tick (the CLI installs its signal
+    handlers there, so a SIGTERM during a long load ends the process at once)."""
     import itertools
 
     from .brokers import PaperBroker
@@ -123,6 +126,8 @@ def run_replay(options: RunOptions, stop: threading.Event | None = None) -> dict
     goals = load_goals_if_any(options.goals_path)
     frame = load_ohlcv(options.replay, timeframe=config.timeframe)
     require_history(frame, config, str(options.replay))
+    if loaded is not None:
+        loaded()
     url = options.database_url or _fresh_replay_db()
     ledger = open_ledger(url)
     _, quote = split_symbol(config.symbol)

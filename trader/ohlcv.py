@@ -37,6 +37,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 TIME_COLUMNS = ("timestamp", "date", "datetime", "time", "open_time")
 
 MAX_PROBLEMS = 5  # shown in one message; the rest are only counted
+_HEAD_BYTES = 65536  # read first, to judge the file; the header line must fit in it
 
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -111,6 +112,8 @@ def load_ohlcv(path: str | Path, timeframe: str | None = None) -> pd.DataFrame:
         raise DataError(f"{source}: file not found")
     if path.is_dir():
         raise DataError(f"{source}: is a directory; expected a .csv, .csv.gz or .parquet file")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise DataError(f"{source}: not a regular file; expected a .csv, .csv.gz or .parquet file")
 
     if name.endswith(_CSV_SUFFIXES):
         raw = _read_csv(path, source)
@@ -184,8 +187,14 @@ def _read_csv(path: Path, source: str) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: file is empty; expected {_EXPECTED_LAYOUT}") from None
+    except MemoryError:
+        raise DataError(f"{source}: too large to load into memory; expected a smaller file "
+                        "(fewer candles, or split it)") from None
     except pd.errors.ParserError as exc:
         detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        if "out of memory" in detail:  # the C parser's own MemoryError, e.g. a gzip bomb
+            raise DataError(f"{source}: too large to load into memory once decompressed; expected a smaller "
+                            "file (fewer candles, or split it)") from None
         raise DataError(f"{source}: not a valid CSV: {detail}; expected the same number of fields on every line") from None
     except UnicodeDecodeError:
         raise DataError(f"{source}: is not UTF-8 text; expected a CSV text file") from None
@@ -198,11 +207,13 @@ def _reject_binary(path: Path, source: str) -> None:
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rb") as fh:
-            head = fh.read(65536)
+            head = fh.read(_HEAD_BYTES)
     except (OSError, EOFError) as exc:
         raise DataError(f"{source}: cannot be read ({exc}); expected a gzip-compressed CSV file") from None
     if not head.strip():
         raise DataError(f"{source}: file is empty; expected {_EXPECTED_LAYOUT}")
+    if len(head) == _HEAD_BYTES and b"\n" not in head:  # the parser would hold it all in memory
+        raise DataError(f"{source}: line 1 is longer than {_HEAD_BYTES:,} bytes; expected {_EXPECTED_LAYOUT}")
     if head.startswith(b"PAR1"):
         raise DataError(f"{source}: is a Parquet file; name it .parquet to load it")
     if b"\x00" in head:
