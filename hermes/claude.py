@@ -105,6 +105,7 @@ def choose_with_claude(
             rationale=rationale,
             chosen_by="claude",
             candidates_tried=fallback.candidates_tried,
+            metric=fallback.metric,
         ),
         None,
     )
@@ -299,8 +300,8 @@ Rules:
 candidate, a variable or a value, and do not combine changes: exactly one variable changes.
 - Copy that candidate's variable and value exactly into the tool call.
 - Ground the rationale in the evidence shown: the goal it targets and its shortfall, the mean \
-out-of-sample improvement, the folds in which it beat the baseline, the out-of-sample and \
-deflated Sharpe. Cite the numbers, and say what result would count against the change.
+improvement on the screening folds, the folds in which it beat the baseline, the held-out fold's \
+result, the screening and deflated Sharpe. Cite the numbers, and say what result would count against the change.
 - Prefer evidence that generalises: a consistent improvement across folds and a high deflated \
 Sharpe beat one large average improvement.
 - Write the rationale as plain sentences, at most 1500 characters: no Markdown, links, HTML or code.
@@ -349,7 +350,8 @@ def build_prompt(
     )
     rows = "\n".join(
         f"| {i} | {c.variable} | {c.value!r} | {_num(c.baseline_value)} | {c.folds} | {c.metric} "
-        f"| {_num(c.improvement, signed=True)} | {c.folds_better}/{c.folds} | {_num(c.oos_sharpe)} "
+        f"| {_num(c.improvement, signed=True)} | {c.folds_better}/{c.folds} "
+        f"| {_num(c.holdout_improvement, signed=True)} | {_num(c.sharpe)} "
         f"| {_num(c.deflated_sharpe)} |"
         for i, c in enumerate(candidates, start=1)
     )
@@ -383,12 +385,14 @@ Metrics over the last 7 days: {_metrics(scorecard.last_week)}
 </strategy_summary>
 
 <candidates>
-Walk-forward evidence, out of sample. "improvement" is the mean change of the metric against \
-the baseline per fold; "deflated Sharpe" is the probability that the Sharpe ratio is real given \
-the number of candidates tried ({fallback.candidates_tried}).
+Walk-forward evidence. "improvement" is the mean change of the metric against the baseline per \
+screening fold (the candidates were chosen on these folds, so it is in-sample for the choice); \
+"holdout" is the change on the later fold no candidate was chosen on; "deflated Sharpe" is the \
+probability that the screening Sharpe ratio is real given the number of candidates tried \
+({fallback.candidates_tried}).
 
-| # | variable | value | baseline | folds | metric | improvement | folds better | OOS Sharpe | deflated Sharpe |
-|---|---|---|---|---|---|---|---|---|---|
+| # | variable | value | baseline | folds | metric | improvement | folds better | holdout | Sharpe | deflated Sharpe |
+|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 </candidates>
 

@@ -28,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     review.add_argument("--json", action="store_true", help="print the cycle's result as one JSON object")
     review.set_defaults(handler=_review)
 
+    simulate = sub.add_parser("simulate", help="run the daemon and Hermes' weekly reviews over a history file, "
+                              "in fast-forward, against a fixed baseline and naive weekly re-optimisation")
+    _files(simulate)
+    simulate.add_argument("--data", required=True, help="OHLCV file (CSV or Parquet) in the strategy's timeframe")
+    simulate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    simulate.set_defaults(handler=_simulate)
+
     approve = sub.add_parser("approve", help="let Hermes apply proven changes (after one read-only review)")
     approve.add_argument("--live", action="store_true", help="promoted versions inherit the live approval")
     approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -86,6 +93,49 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from trader import terminal
+    from trader.config import load_strategy_config
+    from trader.goals import load_goals
+    from trader.ledger import data_dir
+    from trader.ohlcv import load_ohlcv
+
+    from . import simreport
+    from .simulation import TooShort, simulate
+
+    goals = load_goals(args.goals)
+    config = load_strategy_config(args.config)
+    frame = load_ohlcv(args.data, timeframe=config.timeframe)
+    stamp = datetime.now(timezone.utc)
+    reports = data_dir() / "reports"
+    settings = {"data": str(args.data), "config": str(args.config), "goals": str(args.goals)}
+    with tempfile.TemporaryDirectory(prefix="hermes-simulate-") as work:
+        strategy = Path(work) / "strategy.yaml"  # Hermes rewrites this copy, never the user's file
+        shutil.copyfile(args.config, strategy)
+        try:
+            with terminal.bar("simulating") as advance:
+                result = simulate(frame, strategy, goals, Path(work), progress=advance)
+        except TooShort as exc:
+            raise InputError(f"{args.data}: {exc}") from None
+        data, path = simreport.write(result, settings, reports, stamp)
+    if args.json:
+        print(json.dumps(data, default=str))
+        return 0
+    for policy in ("hermes", "fixed", "reoptimized"):
+        m = data[policy]
+        print(f"{simreport.NAMES[policy]:>30}: return {m['total_return']:+.2%}, Sharpe {m['sharpe']:.2f}, "
+              f"max drawdown {m['max_drawdown']:.1%}, failing reviews {m['breaches']}, halts {m['halts']}")
+    print(f"experiments {data['experiments']}, promotions {data['promotions']}")
+    for p in data["promoted"]:
+        print(f"  {p['time'][:16]} {p['variable']} {p['from']} -> {p['to']} (claim {p['claim']}, "
+              f"e-value {p['e_value']:.3g} >= {p['threshold']:.3g})")
+    print(f"report: {path}")
+    return 0
+
+
 def load_history(config, lookback_days: int, now: datetime, path: str | None):
     """The candles the walk-forward tests need: a file, or the exchange (cached)."""
     from trader.ohlcv import load_ohlcv
@@ -96,7 +146,13 @@ def load_history(config, lookback_days: int, now: datetime, path: str | None):
     from trader.download import download_ohlcv
     from trader.ledger import data_dir
 
-    since = now - timedelta(days=lookback_days + 30)  # plus room for indicator warm-up
+    from trader.timeframes import timeframe_seconds
+
+    from .proposer import warmup_needed
+
+    # the warm-up before the window, at any value of the tunables, with room to spare
+    warmup = timedelta(seconds=2 * warmup_needed(config) * timeframe_seconds(config.timeframe))
+    since = now - timedelta(days=lookback_days) - max(warmup, timedelta(days=30))
     _, frame = download_ohlcv(config.exchange, config.symbol, config.timeframe, since, now,
                               cache_dir=data_dir() / "ohlcv")
     return frame

@@ -1,72 +1,66 @@
-"""One Hermes cycle: observe, score, decide the running experiment, propose the next one,
-report. Read-only until the user approves apply mode; never applies in its first cycle."""
+"""One Hermes cycle: observe, score, judge the running experiments, propose new ones, report.
+
+Read-only until the user approves apply mode (never in the first cycle): a read-only cycle
+records what it would do and changes nothing, on every path (no halt, no promotion, no
+rollback, no experiment). In apply mode:
+
+- every running experiment is judged on its own claim (`hermes.experiments.judge`); at most
+  one is promoted per cycle (the one with the most evidence relative to its level), and the
+  others are stopped, since their baseline is gone;
+- a failing verdict halts the main book. Learning goes on: the experiments keep trading on
+  paper, new ones start, aimed at the breached metric. Nothing is applied while the book is
+  halted; the review proposes the fix its evidence supports (a promotion that passed, else a
+  rollback to the last version that was not failing) and `trader resume` applies it;
+- free slots (MAX_CHALLENGERS) are filled with new experiments, each at its share of the
+  yearly error budget (`hermes.budget`).
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from trader.config import StrategyConfig, load_strategy_config, parse_strategy_config
+from trader.config import StrategyConfig, load_strategy_config
 from trader.engine import split_symbol
 from trader.goals import Goals
 from trader.ledger import store
-from trader.ledger.models import MAIN_BOOK, Approval, DaemonState, Experiment, Review, StrategyVersion
+from trader.ledger.models import MAIN_BOOK, DaemonState, Experiment, Review
 
-from . import proposer, stats
+from . import budget, experiments, proposer
+from .apply import apply_version
 from .observe import equity_series, observe
 from .scoring import score
 from .types import CycleResult, ExperimentDecision, Proposal
-from trader.files import write_atomically
-
-from .versions import keep_previous, rewrite
 
 log = logging.getLogger("hermes")
 
-MAX_CYCLES = 4  # reviews an experiment may stay inconclusive before it is rejected
-MIN_DAYS = 7  # of paired shadow trading before a promotion may be considered
+# the headline decision of a cycle, most important first
+_RANK = {"promote": 0, "rollback": 1, "reject": 2, "expire": 3, "stop": 4, "continue": 5, "none": 6}
 
 
 @dataclass
 class CycleInputs:
     config_path: Path
     goals: Goals
-    ohlcv: pd.DataFrame  # history covering at least the lookback window, for walk-forward tests
+    ohlcv: pd.DataFrame  # history up to `now`: the lookback window and the warm-up before it
     data_dir: Path
     now: datetime
     environ: Mapping[str, str] = field(default_factory=dict)
     claude_settings: object | None = None
     budget: int = 100  # candidate backtests per cycle
     progress: object | None = None  # progress(done, total) while the candidates are backtested
-
-
-def spent_alpha(k: int, family: float = 0.05) -> float:
-    """The error budget of the k-th experiment: family * 6 / (pi^2 k^2), summing to `family`."""
-    return family * 6.0 / (math.pi ** 2 * k * k)
+    chart: bool = True  # draw the review's chart (a simulation may skip it)
 
 
 def mode_of(session) -> str:
     """apply only after `hermes approve`, which needs one read-only cycle first."""
     return "apply" if store.latest_approval(session, "hermes_apply") is not None else "read_only"
-
-
-def running_experiment(session) -> Experiment | None:
-    return session.scalars(select(Experiment).where(Experiment.status == "running")
-                           .order_by(Experiment.id.desc())).first()
-
-
-def rejected_values(session) -> dict[str, set[float]]:
-    out: dict[str, set[float]] = {}
-    for exp in session.scalars(select(Experiment).where(Experiment.status == "rejected")):
-        out.setdefault(exp.variable, set()).add(exp.value)
-    return out
 
 
 def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResult:
@@ -82,155 +76,134 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
     scorecard = score(goals, seen.metrics, week.metrics, seen.trades, seen.equity, goals.review.lookback_days,
                       seen.fees_paid, seen.slippage_realised, config.risk.slippage)
     apply = mode == "apply"
+    failing = scorecard.verdict == "failing"
 
     with factory.begin() as s:
         store.ensure_version(s, config, text)
-        experiment = running_experiment(s)
         state = s.get(DaemonState, book)
-        halted = state is not None and state.state == "halted"
-        if scorecard.verdict == "failing":
-            decision = _failing(s, config, experiment, apply, book, scorecard)
-        elif halted and apply:
-            # a halted baseline holds cash: comparing a trading challenger with it means nothing
-            if experiment is not None:
-                experiment.status, experiment.decided_at = "stopped", now
-            decision = ExperimentDecision(experiment_id=experiment.id if experiment else None, action="none",
-                                          reason=f"the daemon is halted ({state.reason}): no experiment runs "
-                                                 "until `trader resume`")
-        elif experiment is not None:
-            decision = _judge(s, experiment, config, apply, book, now)
+        halted = state.reason if state is not None and state.state == "halted" else None
+        if failing and apply and halted is None and state is not None:
+            halted = state.reason = f"Hermes: failure threshold breached ({_breached(scorecard)})"
+            state.state = "halted"
+            store.record_event(s, "halted", state.reason, book)
+        if apply:
+            decisions = [experiments.judge(s, e, config, now) for e in experiments.running(s)]
         else:
-            decision = ExperimentDecision(experiment_id=None, action="none",
-                                          reason="no experiment is running" if apply else
-                                          "read-only: Hermes observes and reports until `hermes approve`")
+            decisions = experiments.stop_all(s, now, "read-only: apply mode is not approved (or was revoked), "
+                                                     "so no experiment runs")
+        winner = _winner(decisions)
+        rollback = _rollback(s, config, scorecard, apply) if failing else None
 
-    # the strategy the next experiment starts from
-    if decision.applied and decision.action in ("promote", "rollback") and decision.challenger_version:
-        text, config = _apply_version(factory, inputs, text, config, decision, now)
-    proposal, problem, challenger_book = None, None, None
-    still_running = decision.action == "continue"
-    if scorecard.verdict != "failing" and not still_running:
-        proposal, problem = _propose(factory, inputs, config, scorecard)
-        if proposal is not None and apply and not halted:
-            challenger_book = _start(factory, config, proposal, now)
+    fix = None
+    if winner is not None and apply and halted is None:
+        winner = winner.model_copy(update={"applied": True})
+        text, config = apply_version(factory, inputs.config_path, inputs.data_dir, text, config, winner, now)
+        with factory.begin() as s:
+            decisions = [winner] + [d for d in decisions if d.experiment_id != winner.experiment_id] + \
+                experiments.stop_all(s, now, f"experiment #{winner.experiment_id} was promoted: the baseline changed")
+    elif winner is not None or rollback is not None:
+        fix = winner or rollback  # proposed while halted (or read-only): `trader resume` applies it
+    headline = min([*decisions, *([rollback] if rollback else [])], key=lambda d: _RANK[d.action],
+                   default=ExperimentDecision(experiment_id=None, action="none", reason=(
+                       "no experiment is running" if apply else
+                       "read-only: Hermes observes and reports until `hermes approve`")))
+    if winner is not None:
+        headline = next(d for d in decisions if d.experiment_id == winner.experiment_id)
+
+    proposals, screening, problem = _propose(factory, inputs, config, scorecard, apply)
     result = CycleResult(review_id=None, time=now, mode=mode, strategy_version=config.version,
-                         scorecard=scorecard, decision=decision, proposal=proposal)
-    return _record(factory, inputs, result, book, challenger_book, problem)
+                         scorecard=scorecard, decision=headline, decisions=tuple(decisions), halted=halted,
+                         fix=fix, proposal=proposals[0] if proposals else None, proposals=tuple(proposals),
+                         screening=screening)
+    return _record(factory, inputs, result, book, problem)
 
 
-# -- deciding ---------------------------------------------------------------------------------
+def _breached(scorecard) -> str:
+    return ", ".join(f"{g.metric} {g.value:.4g} vs {g.threshold:g}" for g in scorecard.goals
+                     if g.status == "failing" and g.value is not None) or "a failure threshold"
 
 
-def _judge(s, experiment: Experiment, config: StrategyConfig, apply: bool, book: str, now: datetime) -> ExperimentDecision:
-    common = dict(experiment_id=experiment.id, baseline_version=experiment.baseline_version,
-                  challenger_version=experiment.challenger_version, variable=experiment.variable,
-                  value=experiment.value)
-    if experiment.baseline_version != config.version:
-        experiment.status, experiment.decided_at = "stopped", now
-        return ExperimentDecision(action="reject", applied=apply, reason=(
-            f"the strategy file changed since the experiment began (baseline {experiment.baseline_version}, "
-            f"now {config.version}): the comparison no longer holds"), **common)
-    base = equity_series(s, book, since=experiment.started_at)
-    shadow = equity_series(s, experiment.book, since=experiment.started_at)
-    joined = pd.concat([base, shadow], axis=1, join="inner").dropna()
-    returns = joined.pct_change().dropna().to_numpy()
-    bars_per_day = 86400 / max((joined.index[1] - joined.index[0]).total_seconds(), 1) if len(joined) > 1 else 24
-    # The shadow test runs on bars no candidate was selected on, so what it must correct for
-    # is every forward test: the k-th experiment gets the share 6/(pi^2 k^2) of the 5% error
-    # budget (the shares sum to 5% over the daemon's whole life), split by Šidák over the
-    # reviews that may look at it. P(any false promotion, ever) <= 5% under the null.
-    experiments = s.query(Experiment).filter(Experiment.id <= experiment.id).count()
-    verdict = stats.decide(returns[:, 1] if len(returns) else np.array([]),
-                           returns[:, 0] if len(returns) else np.array([]),
-                           variants_tried=MAX_CYCLES, promotion_alpha=spent_alpha(experiments),
-                           min_bars=int(MIN_DAYS * bars_per_day * 0.95),  # a week of paired returns
-                           max_cycles=MAX_CYCLES, cycles_run=experiment.cycles + 1)
-    verdict.evidence.update(experiments_so_far=experiments, candidates_screened=experiment.variants_tried)
-    experiment.cycles += 1
-    experiment.evidence = verdict.evidence
-    if verdict.action != "continue":
-        experiment.status = "promoted" if verdict.action == "promote" else "rejected"
-        experiment.decided_at = now
-    return ExperimentDecision(action=verdict.action, reason=verdict.reason, evidence=verdict.evidence,
-                              applied=apply, **common)
+def _winner(decisions: list[ExperimentDecision]) -> ExperimentDecision | None:
+    """At most one promotion per cycle: the most evidence relative to its level."""
+    passed = [d for d in decisions if d.action == "promote"]
+    return max(passed, key=lambda d: d.evidence["e_value"] * d.evidence["alpha"]) if passed else None
 
 
-def _failing(s, config: StrategyConfig, experiment: Experiment | None, apply: bool, book: str,
-             scorecard) -> ExperimentDecision:
-    breached = ", ".join(f"{g.metric} {g.value:.4g} vs {g.threshold:g}" for g in scorecard.goals
-                         if g.status == "failing" and g.value is not None) or "a failure threshold"
-    state = s.get(DaemonState, book)
+def _rollback(s, config: StrategyConfig, scorecard, apply: bool) -> ExperimentDecision:
+    breached = _breached(scorecard)
     halt = "the daemon is halted" if apply else "read-only: the daemon would be halted"
-    if apply and state is not None and state.state != "halted":
-        state.state, state.reason = "halted", f"Hermes: failure threshold breached ({breached})"
-        store.record_event(s, "halted", state.reason, book)
-    if experiment is not None and apply:
-        experiment.status = "stopped"
     target = s.scalars(select(Review.strategy_version).where(
         Review.verdict != "failing", Review.strategy_version != config.version).order_by(Review.id.desc())).first()
     if target is None:
-        return ExperimentDecision(experiment_id=None, action="rollback", applied=False,
-                                  baseline_version=config.version,
-                                  reason=f"failing ({breached}); {halt}; no earlier version "
-                                         f"that was not failing is known, so there is nothing to roll back to")
-    return ExperimentDecision(experiment_id=None, action="rollback", applied=apply, baseline_version=config.version,
+        return ExperimentDecision(experiment_id=None, action="rollback", baseline_version=config.version,
+                                  reason=f"failing ({breached}); {halt}; no earlier version that was not failing "
+                                         "is known, so there is nothing to roll back to")
+    return ExperimentDecision(experiment_id=None, action="rollback", baseline_version=config.version,
                               challenger_version=target,
-                              reason=f"failing ({breached}); {halt}; roll back to {target}, "
-                                     f"the last version that was not failing")
+                              reason=f"failing ({breached}); {halt}; roll back to {target}, the last version that "
+                                     f"was not failing" + ("; `trader resume` applies it" if apply else ""))
 
 
-def _apply_version(factory, inputs: CycleInputs, text: str, config: StrategyConfig,
-                   decision: ExperimentDecision, now: datetime) -> tuple[str, StrategyConfig]:
-    """Make a promoted or rolled-back version the strategy file; keep the previous one."""
+def claim_metric(scorecard) -> str:
+    """The metric new experiments aim at: a breached failure metric first, else the weakest goal."""
+    for g in scorecard.goals:
+        if g.kind == "failure" and g.status == "failing":
+            return g.metric
+    return scorecard.weakest or "sharpe"
+
+
+def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
+             apply: bool) -> tuple[list[Proposal], dict, str | None]:
+    metric = claim_metric(scorecard)
+    now = inputs.now
     with factory() as s:
-        row = s.get(StrategyVersion, decision.challenger_version)
-        settings = dict(row.settings)
-    new = parse_strategy_config(settings, f"<version {decision.challenger_version}>")
-    if decision.action == "promote":
-        note = (f"promoted {decision.variable} {_fmt(config.value_of(decision.variable))} -> "
-                f"{_fmt(decision.value)} (experiment #{decision.experiment_id}, {config.version} -> {new.version}): "
-                f"{decision.reason}")
-    else:
-        note = f"rolled back {config.version} -> {new.version}: {decision.reason}"
-    keep_previous(text, config.version, inputs.data_dir)
-    new_text = rewrite(text, config, new, note, now)
-    write_atomically(Path(inputs.config_path), new_text)
-    with factory.begin() as s:
-        store.ensure_version(s, new, new_text)
-        kind = "promoted" if decision.action == "promote" else "rolled_back"
-        store.record_event(s, kind, note, None, {"from": config.version, "to": new.version})
-        consent = store.latest_approval(s, "hermes_apply")
-        live = store.latest_approval(s, "live")
-        if live is not None and live.strategy_version == config.version:
-            if consent is not None and (consent.detail or {}).get("live"):
-                s.add(Approval(kind="live", strategy_version=new.version,
-                               detail={"inherited_from": config.version, "by": "hermes approve --live"}))
-            else:
-                store.record_event(s, "awaiting_approval",
-                                   f"live trading of {new.version} needs `trader approve --live` "
-                                   "(apply mode was approved without --live)")
-    log.info("%s", note, extra={"event": "promoted" if decision.action == "promote" else "rolled_back"})
-    return new_text, new
+        live = experiments.running(s) if apply else []
+        slots = experiments.MAX_CHALLENGERS - len(live)
+        levels = budget.levels(s, now, slots) if apply else [None] * slots
+        earned, spent, free = budget.available(s, now)
+        refused = experiments.tried(s, config.version)
+    screening = {"metric": metric, "budget": {"earned": earned, "spent": spent, "available": free,
+                                              "per_year": budget.ALPHA_PER_YEAR}, "slots": slots}
+    if slots <= 0:
+        return [], screening, None
+    if not levels:
+        return [], screening, (f"the error budget is spent until more weeks of operation earn it back "
+                               f"({free:.2g} available)")
+    variants = proposer.plan_variants(config, metric, refused, budget=inputs.budget)
+    try:
+        screen = proposer.evaluate(inputs.ohlcv, config, variants, metric,
+                                   since=now - timedelta(days=inputs.goals.review.lookback_days),
+                                   progress=inputs.progress)
+    except proposer.HistoryTooShort as exc:
+        return [], screening, str(exc)
+    candidates = screen.candidates
+    screening.update(candidates=len(candidates), qualified=len(proposer.qualified(candidates)),
+                     folds=[[a.isoformat(), b.isoformat()] for a, b in screen.folds],
+                     holdout=[screen.folds[-1][0].isoformat(), screen.folds[-1][1].isoformat()])
+    chosen = proposer.choose(candidates, len(levels), busy=[e.variable for e in live])
+    problem = None if chosen else f"no candidate improved {metric} consistently ({len(candidates)} tried)"
+    if chosen and inputs.environ.get("ANTHROPIC_API_KEY"):
+        chosen, problem = _with_claude(inputs, config, scorecard, candidates, chosen, live)
+    if apply and chosen:
+        with factory.begin() as s:
+            experiments.start(s, config, chosen, levels[:len(chosen)],
+                              [experiments.holdout_prior(screen, p.version) for p in chosen], now)
+    return chosen, screening, problem
 
 
-def _start(factory, config: StrategyConfig, proposal: Proposal, now: datetime) -> str:
-    """Start the challenger: a shadow paper book trading the baseline with one change."""
-    challenger = config.with_value(proposal.variable, proposal.value)
-    book = f"shadow-{challenger.version[:8]}"
-    with factory.begin() as s:
-        store.ensure_version(s, challenger)
-        s.add(Experiment(book=book, baseline_version=config.version, challenger_version=challenger.version,
-                         variable=proposal.variable, baseline_value=proposal.baseline_value, value=proposal.value,
-                         status="running", variants_tried=proposal.candidates_tried, cycles=0,
-                         started_at=now, rationale=proposal.rationale))
-        store.record_event(s, "experiment_started",
-                           f"{proposal.variable} {_fmt(proposal.baseline_value)} -> {_fmt(proposal.value)} "
-                           f"in shadow book {book}", book)
-    return book
+def _with_claude(inputs, config, scorecard, candidates, chosen, live):
+    """Claude picks the first experiment among the qualified candidates; the rules fill the rest."""
+    from .claude import choose_with_claude
+
+    good = proposer.qualified(candidates)
+    kwargs = {"settings": inputs.claude_settings} if inputs.claude_settings is not None else {}
+    first, problem = choose_with_claude(scorecard, good, chosen[0], strategy_summary=_summary(config),
+                                        environ=inputs.environ, **kwargs)
+    rest = [p for p in proposer.choose(candidates, len(chosen), busy=[e.variable for e in live] + [first.variable])]
+    return [first] + rest[:len(chosen) - 1], (f"Claude's answer was not used: {problem}" if problem else None)
 
 
-def _record(factory, inputs: CycleInputs, result: CycleResult, book: str, challenger_book: str | None,
-            problem: str | None) -> CycleResult:
+def _record(factory, inputs: CycleInputs, result: CycleResult, book: str, problem: str | None) -> CycleResult:
     from .report import write_report
 
     with factory.begin() as s:
@@ -241,47 +214,24 @@ def _record(factory, inputs: CycleInputs, result: CycleResult, book: str, challe
         s.flush()
         result = result.model_copy(update={"review_id": review.id})
         baseline = equity_series(s, book, since=inputs.now - timedelta(days=inputs.goals.review.lookback_days))
-        shadow_book = challenger_book or (result.decision.experiment_id and s.get(Experiment, result.decision.experiment_id).book)
-        challenger = equity_series(s, shadow_book, since=baseline.index[0] if len(baseline) else None) \
-            if shadow_book else None
-        files = write_report(result, Path(inputs.data_dir) / "reports", baseline,
-                             challenger if challenger is not None and len(challenger) else None)
+        shadows = {}
+        for d in result.decisions:
+            e = s.get(Experiment, d.experiment_id) if d.experiment_id else None
+            if e is not None:
+                shadows[f"#{e.id} {e.variable} {e.value:g}"] = equity_series(s, e.book, since=e.started_at)
+        files = write_report(result, Path(inputs.data_dir) / "reports", baseline, shadows, chart=inputs.chart)
         result = result.model_copy(update={"report_path": str(files.markdown)})
         review.result = result.model_dump(mode="json")
         review.report_path = str(files.markdown)
         review.report_markdown = files.markdown.read_text(encoding="utf-8")
         message = (f"review #{review.id} ({result.mode}): verdict {result.scorecard.verdict}, "
                    f"decision {result.decision.action}"
-                   + (f", proposal {result.proposal.variable} -> {result.proposal.value:g}" if result.proposal else "")
+                   + (f", {len(result.proposals)} proposal(s): " + ", ".join(
+                       f"{p.variable} -> {p.value:g}" for p in result.proposals) if result.proposals else "")
                    + (f"; {problem}" if problem else ""))
         store.record_event(s, "review", message, None, {"review_id": review.id})
     log.info("%s", message, extra={"event": "review", "report": str(files.markdown)})
     return result
-
-
-def _fmt(value) -> str:
-    return "off" if value is None else f"{value:g}"
-
-
-def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard) -> tuple[Proposal | None, str | None]:
-    metric = scorecard.weakest or "sharpe"
-    with factory() as s:
-        refused = rejected_values(s)
-    variants = proposer.plan_variants(config, metric, refused, budget=inputs.budget)
-    window = inputs.ohlcv[inputs.ohlcv.index >= inputs.now - timedelta(days=inputs.goals.review.lookback_days)]
-    candidates = proposer.evaluate(window, config, variants, metric, progress=inputs.progress)
-    rules_choice = proposer.choose(candidates, metric)
-    if rules_choice is None:
-        return None, f"no candidate improved {metric} consistently ({len(candidates)} tried)"
-    if inputs.environ.get("ANTHROPIC_API_KEY"):
-        from .claude import choose_with_claude
-
-        good = [c for c in candidates if c.improvement > 0 and c.folds_better >= proposer.MIN_FOLDS_BETTER]
-        kwargs = {"settings": inputs.claude_settings} if inputs.claude_settings is not None else {}
-        chosen, problem = choose_with_claude(scorecard, good, rules_choice, strategy_summary=_summary(config),
-                                             environ=inputs.environ, **kwargs)
-        return chosen, (f"Claude's answer was not used: {problem}" if problem else None)
-    return rules_choice, None
 
 
 def _summary(config: StrategyConfig) -> str:

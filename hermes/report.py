@@ -40,11 +40,11 @@ MODES = {"read_only": "read-only", "apply": "apply"}
 # The evidence dict comes from the experiment statistics; these keys get friendly labels and
 # lead the table, in this order. Anything else follows under its own name.
 EVIDENCE = {
-    "n_bars": "bars compared", "bars": "bars compared", "n": "bars compared",
-    "mean_diff": "mean difference", "mean_difference": "mean difference",
-    "p_value": "p-value", "pvalue": "p-value",
-    "alpha": "adjusted alpha", "adjusted_alpha": "adjusted alpha", "alpha_adjusted": "adjusted alpha",
-    "variants": "variants tried", "variants_tried": "variants tried", "n_variants": "variants tried",
+    "claim": "claim (goal metric)", "statistic": "paired statistic", "effect": "effect",
+    "n": "bars compared (held-out + forward)", "forward_bars": "forward bars", "prior_bars": "held-out bars",
+    "days": "days of shadow trading", "mean_statistic": "mean statistic per bar",
+    "e_value": "e-value (evidence for the claim)", "threshold": "e-value needed (1/alpha)",
+    "alpha": "level alpha", "e_value_worse": "e-value of harm", "reject_threshold": "harm needed to reject",
 }
 
 
@@ -194,7 +194,7 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
         + (f" · review #{result.review_id}" if result.review_id is not None else " · dry run (not recorded)"))
     add("")
     add(f"**Summary:** verdict {STATUS[card.verdict]} · decision: {_cell(_decision_line(d, result.mode))}"
-        f" · proposal: {_cell(_proposal_line(p))}")
+        f" · proposals: {_cell(', '.join(_proposal_line(q) for q in result.proposals) or 'none')}")
     add("")
 
     add("## Scorecard against your goals")
@@ -228,46 +228,101 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
     add(f"- Slippage: realised {realised} vs modeled {card.slippage_modeled * 1e4:.1f} bps")
     add("")
 
-    add("## Experiment")
-    add("")
-    add(f"**Decision: {d.action}**" + (f" (experiment #{d.experiment_id})" if d.experiment_id is not None else ""))
-    add("")
-    add(f"Reason: {_cell(d.reason)}")
-    add("")
-    if d.variable is not None or d.challenger_version is not None:
-        add(f"- Change: {_cell(d.variable)} = {format_number(d.value)}")
-        add(f"- Baseline {_cell(d.baseline_version)} vs challenger {_cell(d.challenger_version)}")
+    if result.halted:
+        add("## Halted")
         add("")
-    rows = _evidence_rows(d.evidence)
-    if rows:
-        add("| evidence | value |")
-        add("|---|---:|")
-        for name, value in rows:
-            add(f"| {_cell(name)} | {_cell(value)} |")
+        add(f"The main book is halted: {_cell(result.halted)}. The experiments keep trading on paper in their "
+            "shadow books, so Hermes goes on learning while no money is at risk.")
         add("")
-    if d.action != "none":
-        add("**applied**" if d.applied else
+    if result.fix is not None:
+        f = result.fix
+        add("## Proposed fix")
+        add("")
+        what = (f"promote experiment #{f.experiment_id}: {_cell(f.variable)} → {format_number(f.value)}"
+                if f.action == "promote" else f"roll back to version {_cell(f.challenger_version or NA)}")
+        add(f"**{what}**" + (" (trader resume applies it; trader resume --keep resumes without it)"
+                             if result.mode == "apply" and f.challenger_version else ""))
+        add("")
+        add(f"Reason: {_cell(f.reason)}")
+        add("")
+
+    add("## Experiments")
+    add("")
+    decisions = list(result.decisions) or ([d] if d.action != "none" else [])
+    if not decisions:
+        add(f"{_cell(d.reason)}")
+        add("")
+    if decisions:
+        add("| # | change | claim | decision | e-value | needed | forward bars | days |")
+        add("|---:|---|---|---|---:|---:|---:|---:|")
+        for x in decisions:
+            e = x.evidence
+            add(f"| {x.experiment_id if x.experiment_id is not None else NA} "
+                f"| {_cell(x.variable or NA)} → {format_number(x.value)} | {_cell(label(e.get('claim', NA)))} "
+                f"| {_cell(_decision_line(x, result.mode))} | {format_number(e.get('e_value'))} "
+                f"| {format_number(e.get('threshold'))} | {format_number(e.get('forward_bars'))} "
+                f"| {format_number(e.get('days'))} |")
+        add("")
+    for x in decisions:
+        add(f"### {x.action}" + (f": experiment #{x.experiment_id}" if x.experiment_id is not None else ""))
+        add("")
+        add(f"Reason: {_cell(x.reason)}")
+        add("")
+        if x.evidence.get("why"):
+            add(f"Tested with {_cell(x.evidence['why'])}.")
+            add("")
+        rows = [(n, v) for n, v in _evidence_rows(x.evidence) if n not in ("why", "challenger", "control")]
+        for side in ("challenger", "control"):
+            shown = x.evidence.get(side)
+            if isinstance(shown, dict):
+                rows.append((f"{side} (forward)", ", ".join(f"{label(k)} {format_metric(k, v)}"
+                                                            for k, v in shown.items())))
+        if rows:
+            add("| evidence | value |")
+            add("|---|---:|")
+            for name, value in rows:
+                add(f"| {_cell(name)} | {_cell(value)} |")
+            add("")
+        add("**applied**" if x.applied else
             ("read-only: recorded as what would have happened" if result.mode == "read_only"
              else "nothing applied this cycle"))
         add("")
 
-    add("## Proposal")
+    add("## Proposals")
     add("")
-    if p is None:
-        add("No proposal this cycle.")
+    screening = result.screening or {}
+    if screening.get("candidates"):
+        folds = screening.get("folds") or []
+        add(f"Screening: {screening['candidates']:,} candidates backtested walk-forward on {len(folds) - 1} folds "
+            f"(chosen on those), {screening.get('qualified', 0):,} qualified; the last fold "
+            f"({_cell(' to '.join(screening.get('holdout') or []))}) was held out and opens each experiment's test. "
+            f"Claim of new experiments: {_cell(label(screening.get('metric', NA)))}.")
+        add("")
+    spend = screening.get("budget")
+    if spend:
+        add(f"Error budget: {format_number(spend['per_year'])} expected false promotions per year; "
+            f"earned {format_number(spend['earned'])}, spent {format_number(spend['spent'])}, "
+            f"available {format_number(spend['available'])}.")
+        add("")
+    if not result.proposals:
+        add("No new experiment this cycle.")
     else:
-        add("| variable | from | to | chosen by | candidates tried | new version |")
-        add("|---|---:|---:|---|---:|---|")
-        add(f"| {_cell(p.variable)} | {format_number(p.baseline_value)} | {format_number(p.value)} "
-            f"| {'Claude' if p.chosen_by == 'claude' else 'rules'} | {p.candidates_tried:,} | {_cell(p.version)} |")
+        add("| variable | from | to | claim | chosen by | candidates tried | new version |")
+        add("|---|---:|---:|---|---|---:|---|")
+        for q in result.proposals:
+            add(f"| {_cell(q.variable)} | {format_number(q.baseline_value)} | {format_number(q.value)} "
+                f"| {_cell(label(q.metric))} | {'Claude' if q.chosen_by == 'claude' else 'rules'} "
+                f"| {q.candidates_tried:,} | {_cell(q.version)} |")
         add("")
-        add("Rationale:")
-        add("")
-        text = p.rationale.strip()
-        if len(text) > RATIONALE_LIMIT:
-            text = text[:RATIONALE_LIMIT] + " … (truncated; the JSON report has the full text)"
-        # A block quote marks it as someone's words; an empty line inside stays in the quote.
-        add("\n".join(f"> {line}" if line else ">" for line in escape_markdown(text or NA).split("\n")))
+        for q in result.proposals:
+            add(f"Rationale for {_cell(q.variable)} → {format_number(q.value)}:")
+            add("")
+            text = q.rationale.strip()
+            if len(text) > RATIONALE_LIMIT:
+                text = text[:RATIONALE_LIMIT] + " … (truncated; the JSON report has the full text)"
+            # A block quote marks it as someone's words; an empty line inside stays in the quote.
+            add("\n".join(f"> {line}" if line else ">" for line in escape_markdown(text or NA).split("\n")))
+            add("")
     add("")
 
     if chart_name:
@@ -290,10 +345,11 @@ def _drawdown(equity: pd.Series) -> pd.Series:
     return equity / equity.cummax() - 1.0
 
 
-def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, title: str) -> Path:
-    """Equity of the baseline (and the challenger) above both drawdowns, as a PNG written
-    atomically. The challenger usually starts later with its own capital, so it is rebased
-    to the baseline's equity at its first bar to make the two curves comparable."""
+def draw_chart(baseline: pd.Series, shadows: dict[str, pd.Series] | pd.Series | None, path: Path,
+               title: str) -> Path:
+    """Equity of the baseline (and each experiment's shadow book) above their drawdowns, as a
+    PNG written atomically. A shadow book starts later with its own capital, so it is rebased
+    to the baseline's equity at its first bar to make the curves comparable."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers
@@ -303,14 +359,8 @@ def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, ti
     baseline = baseline.dropna().astype(float)
     if len(baseline) == 0:
         raise ValueError("draw_chart: the baseline equity is empty, nothing to plot")
-    challenger = None if challenger is None else challenger.dropna().astype(float)
-    rebased = False
-    if challenger is not None and len(challenger) and float(challenger.iloc[0]) != 0:
-        anchor = baseline[baseline.index <= challenger.index[0]]
-        if len(anchor):
-            challenger = challenger / float(challenger.iloc[0]) * float(anchor.iloc[-1])
-            rebased = True
-
+    if isinstance(shadows, pd.Series):
+        shadows = {"challenger": shadows}
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -318,10 +368,16 @@ def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, ti
         top.plot(baseline.index, baseline.to_numpy(), label="baseline", color="#1f77b4", linewidth=1.2)
         bottom.plot(baseline.index, _drawdown(baseline).to_numpy() * 100, color="#1f77b4", linewidth=0.9)
         bottom.fill_between(baseline.index, _drawdown(baseline).to_numpy() * 100, 0, color="#1f77b4", alpha=0.2)
-        if challenger is not None and len(challenger):
-            name = "challenger (rebased at its start)" if rebased else "challenger"
-            top.plot(challenger.index, challenger.to_numpy(), label=name, color="#ff7f0e", linewidth=1.2)
-            bottom.plot(challenger.index, _drawdown(challenger).to_numpy() * 100, color="#ff7f0e", linewidth=0.9)
+        for name, curve in (shadows or {}).items():
+            curve = curve.dropna().astype(float)
+            if not len(curve) or float(curve.iloc[0]) == 0:
+                continue
+            anchor = baseline[baseline.index <= curve.index[0]]
+            if len(anchor):
+                curve = curve / float(curve.iloc[0]) * float(anchor.iloc[-1])
+                name = f"{name} (rebased at its start)"
+            top.plot(curve.index, curve.to_numpy(), label=name, linewidth=1.1)
+            bottom.plot(curve.index, _drawdown(curve).to_numpy() * 100, linewidth=0.8)
         top.set_ylabel("equity")
         top.set_title(title)
         top.legend(loc="upper left")
@@ -338,22 +394,22 @@ def draw_chart(baseline: pd.Series, challenger: pd.Series | None, path: Path, ti
 # ---------------------------------------------------------------- files
 
 def write_report(result: CycleResult, reports_dir: Path, baseline_equity: pd.Series,
-                 challenger_equity: pd.Series | None) -> ReportFiles:
+                 shadows: dict[str, pd.Series] | pd.Series | None = None, chart: bool = True) -> ReportFiles:
     """Chart, JSON, then Markdown (last, so a report never links a chart that is not there).
     The JSON records where its Markdown twin lives (`report_path`)."""
     reports_dir = Path(reports_dir)
     stem = report_stem(result)
     md_path, json_path = reports_dir / f"{stem}.md", reports_dir / f"{stem}.json"
-    chart: Path | None = None
-    if len(baseline_equity.dropna()) >= 2:  # one point is not a curve
+    drawn: Path | None = None
+    if chart and len(baseline_equity.dropna()) >= 2:  # one point is not a curve
         title = f"Hermes review {_utc(result.time):%Y-%m-%d}: strategy {result.strategy_version}"
-        chart = draw_chart(baseline_equity, challenger_equity, reports_dir / f"{stem}.png", title)
+        drawn = draw_chart(baseline_equity, shadows, reports_dir / f"{stem}.png", title)
     result = result.model_copy(update={"report_path": str(md_path)})
     payload = json.dumps(render_json(result), indent=2, ensure_ascii=False) + "\n"
     write_atomically(json_path, lambda fh: fh.write(payload))
-    text = render_markdown(result, chart.name if chart else None)
+    text = render_markdown(result, drawn.name if drawn else None)
     write_atomically(md_path, lambda fh: fh.write(text))
-    return ReportFiles(markdown=md_path, json=json_path, chart=chart)
+    return ReportFiles(markdown=md_path, json=json_path, chart=drawn)
 
 
 # ---------------------------------------------------------------- terminal
@@ -395,5 +451,9 @@ def render_terminal(result: CycleResult) -> None:
     if d.action != "none":
         decision.add_row("applied", "yes" if d.applied else
                          ("no (read-only: what would have happened)" if result.mode == "read_only" else "no"))
-    decision.add_row("proposal", Text(_proposal_line(p) + (f" (by {p.chosen_by})" if p else "")))
+    decision.add_row("proposals", Text(", ".join(f"{_proposal_line(q)} (claim {label(q.metric)}, by {q.chosen_by})"
+                                                  for q in result.proposals) or "none"))
+    if result.fix is not None:
+        decision.add_row("proposed fix", Text(f"{result.fix.action} {result.fix.challenger_version or ''}: "
+                                              f"{result.fix.reason}"))
     console.print(decision)

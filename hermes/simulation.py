@@ -1,290 +1,304 @@
-"""Does Hermes learn, or wander? Many weekly cycles on replayed history, end to end.
+"""`hermes simulate`: the daemon and its weekly review in fast-forward over a history file.
 
-`simulate` is the daemon in fast-forward: a strategy file and a SQLite ledger in a work
-directory, the frame replayed bar by bar through the real `Engine` (the baseline book and the
-shadow book of every running challenger, paper broker), and the real `run_cycle` at the end of
-every week, with apply mode approved after the first (read-only) cycle. Nothing in Hermes is
-stubbed: proposals, shadow trading, the statistical decision, promotions rewriting the file.
+One replay of the candles through the real `Engine`, bar by bar, trading several books in one
+ledger, so the policies see exactly the same bars:
 
-Synthetic data with known answers:
+- `main`: the strategy Hermes evolves. Its file lives in the work directory; `run_cycle`
+  runs at every fire time of the goals' review cron, read-only first, then in apply mode
+  (approved after the first review, as `hermes approve` would be);
+- every running experiment's challenger and control books: the daemon's shadow engines;
+- `fixed`: the starting strategy, never changed;
+- `reoptimized`: at every review all tunables re-optimised jointly on the lookback window
+  (the best Sharpe ratio of a coarse grid), traded until the next review: the naive
+  alternative Hermes must beat.
 
-- `random_walk`: a driftless log-normal walk (a martingale), where no parameter has an edge,
-  so every promotion is a false one;
-- `planted_rsi`: a market that *obeys* an RSI mean-reversion rule. Its drift is +`drift` per
-  bar while the rule rsi_reversion(period, `oversold`, exit_level) holds a position and
-  -`down` while it is flat, so the oversold level the market follows is the best one to trade
-  by construction: a lower level enters late or never, a higher one buys while prices still
-  fall. `sweep` confirms it (see benchmarks/HERMES.md for the measured landscape).
-
-`naive_reoptimise` is the comparison Hermes must beat: every week, grid-search every tunable
-jointly on the trailing window and trade the in-sample best for the next week, through the
-same engine.
+The three policies trade with the goals' kill switch. At each review a halted policy is
+resumed, as a user reading the weekly report would do: Hermes' book with the fix its review
+proposed (`trader resume`), the others as they are. A policy's *breaches* are the reviews
+at which its lookback window breached a failure threshold, scored the same way for all three.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import yaml
 from sqlalchemy import select
 
 from trader.backtest import kernel, sweep
 from trader.brokers import PaperBroker
-from trader.config import StrategyConfig, load_strategy_config, parse_strategy_config
+from trader.config import StrategyConfig, load_strategy_config
 from trader.engine import Engine, split_symbol
 from trader.errors import ConfigError
-from trader.feeds import MarketView, ReplayFeed
+from trader.feeds import ReplayFeed
 from trader.goals import Goals
-from trader.ledger import open_ledger, sessions
+from trader.ledger import open_ledger
 from trader.ledger.models import MAIN_BOOK, Approval, Experiment, StrategyVersion
-from trader.timeframes import bars_per_year, timeframe_seconds
+from trader.ledger.replay import GroupCommit
+from trader.status import set_state
+from trader.timeframes import bars_per_year
 
+from . import experiments
+from .apply import apply_pending_fix
 from .cycle import CycleInputs, run_cycle
-from .observe import equity_series
-from .types import ExperimentDecision, Proposal
+from .observe import equity_series, observe
+from .proposer import warmup_needed
+from .scoring import score
+from .types import CycleResult
 
-START = pd.Timestamp("2022-01-03 00:00", tz="UTC")  # a Monday: weeks line up with the calendar
-
-
-# -- synthetic markets ------------------------------------------------------------------------
-
-
-def _frame(close: np.ndarray, rng: np.random.Generator, sigma: float, timeframe: str) -> pd.DataFrame:
-    """Candles around a close path: open = previous close, wicks beyond both."""
-    open_ = np.r_[close[0], close[:-1]]
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, sigma / 2, close.size)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, sigma / 2, close.size)))
-    index = pd.date_range(START, periods=close.size, freq=pd.Timedelta(seconds=timeframe_seconds(timeframe)),
-                          name="timestamp")
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                         "volume": np.ones(close.size)}, index=index)
+POLICIES = ("hermes", "fixed", "reoptimized")
+BOOKS = {"hermes": MAIN_BOOK, "fixed": "fixed", "reoptimized": "reoptimized"}
+MIN_REVIEWS = 2  # a read-only review and one in apply mode
 
 
-def random_walk(n: int, seed: int, timeframe: str = "1h", sigma: float = 0.007,
-                price: float = 20_000.0) -> pd.DataFrame:
-    """A log-normal random walk with E[simple return] = 0 (BTC-like 0.7 % per hourly bar):
-    no strategy has an edge on it, so any promotion is a false one."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(-sigma * sigma / 2, sigma, n)  # -σ²/2: a martingale in price, not in log price
-    steps[0] = 0.0
-    return _frame(price * np.exp(np.cumsum(steps)), rng, sigma, timeframe)
-
-
-def planted_rsi(n: int, seed: int, *, oversold: float = 20.0, period: int = 14, exit_level: float = 55.0,
-                drift: float = 0.002, down: float | None = None, sigma: float = 0.005, timeframe: str = "1h",
-                price: float = 20_000.0) -> pd.DataFrame:
-    """A market driven by the rule rsi_reversion(period, oversold, exit_level).
-
-    Log return of bar t = +drift while the rule (evaluated on the closes up to t-1, with the
-    library's Wilder RSI) is long, -down (default: drift) while it is flat, plus N(0, sigma)
-    noise. The rule's own `oversold` is then the best level to trade; the effect's strength is
-    drift / sigma per bar."""
-    down = drift if down is None else down
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(0.0, sigma, n)
-    close = np.empty(n)
-    close[0] = price
-    alpha = 1.0 / period
-    gain = loss = 0.0
-    seen, long = 0, False
-    for t in range(1, n):
-        mu = 0.0 if seen < period else (drift if long else -down)
-        close[t] = close[t - 1] * math.exp(mu + noise[t])
-        change = close[t] - close[t - 1]
-        up, dn = max(change, 0.0), max(-change, 0.0)
-        # the same recursion as strategies.indicators.rsi (ewm, adjust=False, seeded by the first change)
-        gain, loss = (up, dn) if seen == 0 else ((1 - alpha) * gain + alpha * up, (1 - alpha) * loss + alpha * dn)
-        seen += 1
-        if seen >= period:
-            rsi = 100.0 - 100.0 / (1.0 + gain / loss) if loss > 0 else (100.0 if gain > 0 else 50.0)
-            if rsi > exit_level:  # leaving wins when both hold, as in indicators.latch
-                long = False
-            elif rsi < oversold:
-                long = True
-    return _frame(close, rng, sigma, timeframe)
-
-
-# -- the daemon in fast-forward ---------------------------------------------------------------
+class TooShort(ValueError):
+    """The history cannot hold the lookback window, the warm-up and two reviews."""
 
 
 @dataclass(frozen=True)
 class CycleRecord:
     index: int  # 0: the first, read-only cycle
     time: datetime
-    mode: str
-    verdict: str
-    weakest: str | None
-    decision: ExperimentDecision
-    proposal: Proposal | None
+    result: CycleResult
     version: str  # the strategy version traded after this cycle (a promotion changes it)
     values: dict[str, Any]  # its tunable variables
-    settings: dict[str, Any]  # its whole effective config
-    equity: float  # the baseline book's equity at `time`
+
+    @property
+    def decision(self):
+        return self.result.decision
+
+    @property
+    def promoted(self):
+        return next((d for d in self.result.decisions if d.action == "promote" and d.applied), None)
 
 
 @dataclass
 class SimulationResult:
     cycles: list[CycleRecord]
     experiments: list[dict[str, Any]]  # every experiment in the ledger, oldest first
-    equity: pd.Series  # the baseline book (Hermes-evolved strategy) per bar
-    workdir: Path
+    equity: dict[str, pd.Series]  # policy -> equity per bar
+    breaches: dict[str, int]  # policy -> reviews with a failure threshold breached
+    halts: dict[str, int]  # policy -> kill-switch halts
+    reoptimized: list[dict[str, Any]]  # per review: time and the values the naive policy trades next
     initial: StrategyConfig
+    timeframe: str
+    workdir: Path
 
     @property
     def promotions(self) -> list[CycleRecord]:
-        return [c for c in self.cycles if c.decision.action == "promote" and c.decision.applied]
+        return [c for c in self.cycles if c.promoted is not None]
 
     @property
-    def first_cycle_time(self) -> datetime:
+    def first_review(self) -> datetime:
         return self.cycles[0].time
 
     def trajectory(self, variable: str) -> list[Any]:
         """The variable's value before the first cycle and after each one."""
         return [self.initial.value_of(variable)] + [c.values[variable] for c in self.cycles]
 
-
-class _Replay:
-    """A ledger and a feed walking the frame; `drive` ticks engines over the next bars."""
-
-    def __init__(self, frame: pd.DataFrame, workdir: Path, start: int, lookback: int):
-        self.url = f"sqlite:///{workdir / 'ledger.db'}"
-        self._engine = open_ledger(self.url)
-        self.factory = sessions(self._engine)
-        self._views: Iterator[MarketView] = ReplayFeed(frame, lookback).views(start)
-        self.position = start  # index of the next bar to tick
-
-    def drive(self, stop: int, books: list[tuple[str, StrategyConfig]]) -> float:
-        """Tick bars [position, stop) through one engine per book; the first book's last equity."""
-        engines = [Engine(config=config, goals=None, sessions=self.factory, broker=PaperBroker(split_symbol(
-            config.symbol)[1]), book=book) for book, config in books]
-        equity = math.nan
-        try:
-            for view in itertools.islice(self._views, stop - self.position):
-                for k, engine in enumerate(engines):
-                    report = engine.tick(view, now=view.next_time)
-                    if k == 0:
-                        equity = report.equity
-        finally:
-            for engine in engines:
-                engine.close()
-        self.position = stop
-        return equity
-
-    def equity(self, book: str = MAIN_BOOK) -> pd.Series:
-        with self.factory() as s:
-            return equity_series(s, book)
-
-    def dispose(self) -> None:
-        self._engine.dispose()
+    def metrics(self, since: datetime | None = None) -> dict[str, dict[str, float]]:
+        """Total return, Sharpe and max drawdown of each policy from `since` (the first review)."""
+        since = since or self.first_review
+        return {p: window_metrics(self.equity[p], since, self.timeframe) for p in self.equity}
 
 
-def _schedule(frame: pd.DataFrame, timeframe: str, start: int, weeks_warmup: int, cycles: int) -> list[int]:
-    """Bar index ending each reviewed week (exclusive)."""
-    per_week = 7 * 86400 // timeframe_seconds(timeframe)
-    ends = [start + (weeks_warmup + k) * per_week for k in range(cycles)]
-    if weeks_warmup < 1 or cycles < 1 or ends[-1] > len(frame):
-        raise ValueError(f"{weeks_warmup} warm-up weeks + {cycles} cycles of {per_week} bars from bar {start} "
-                         f"need {ends[-1] if ends else start} bars; the frame has {len(frame)}")
+def window_metrics(equity: pd.Series, since, timeframe: str) -> dict[str, float]:
+    """The backtester's definitions (`kernel.equity_stats`), measured from the equity at `since`."""
+    part = equity[equity.index >= pd.Timestamp(since)]
+    values = np.ascontiguousarray(part.to_numpy(dtype=float))
+    if values.size < 2:
+        return {"total_return": 0.0, "sharpe": 0.0, "max_drawdown": 0.0, "bars": int(values.size)}
+    total, sharpe, _sortino, drawdown = kernel.equity_stats(values, float(values[0]), bars_per_year(timeframe))
+    return {"total_return": float(total), "sharpe": float(sharpe), "max_drawdown": float(drawdown),
+            "bars": int(values.size)}
+
+
+def review_times(frame: pd.DataFrame, cron: str, first: pd.Timestamp) -> list[int]:
+    """Bar positions (exclusive ends) at which the cron fires from `first` on: a review at
+    time T sees the bars that closed by T."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron, timezone="UTC")
+    closes = frame.index + (frame.index[1] - frame.index[0] if len(frame) > 1 else pd.Timedelta(0))
+    last = closes[-1].to_pydatetime()
+    ends, at = [], trigger.get_next_fire_time(None, first.to_pydatetime())
+    while at is not None and at <= last:
+        end = int(closes.searchsorted(pd.Timestamp(at), side="right"))
+        if end > 0 and (not ends or end > ends[-1]):
+            ends.append(end)
+        at = trigger.get_next_fire_time(at, at + timedelta(seconds=1))
     return ends
 
 
-def _fresh(workdir: str | Path) -> Path:
-    """A work directory without a ledger yet: a replay must start from an empty book."""
+def plan(frame: pd.DataFrame, config: StrategyConfig, goals: Goals) -> tuple[int, list[int]]:
+    """(first bar traded, review ends): trading starts after the warm-up, reviewing once the
+    lookback window is filled. TooShort says how much history is needed."""
+    warmup = warmup_needed(config)
+    need = timedelta(days=goals.review.lookback_days + 14)
+    if len(frame) <= warmup + 2 or frame.index[-1] - frame.index[min(warmup, len(frame) - 1)] < need:
+        have = (frame.index[-1] - frame.index[0]).days if len(frame) > 1 else 0
+        raise TooShort(
+            f"the candles cover {have} days ({len(frame):,} bars); a simulation needs the strategy's warm-up "
+            f"({warmup} bars) plus the goals' lookback ({goals.review.lookback_days} days) plus two weekly reviews "
+            f"(14 days): at least {warmup} bars and {goals.review.lookback_days + 14} days after them")
+    first_review = frame.index[warmup] + timedelta(days=goals.review.lookback_days)
+    ends = review_times(frame, goals.review.cron, first_review)
+    if len(ends) < MIN_REVIEWS:
+        raise TooShort(f"the review cron {goals.review.cron!r} fires {len(ends)} time(s) after the lookback window "
+                       f"is filled; a simulation needs at least {MIN_REVIEWS}")
+    return warmup, ends
+
+
+class _Books:
+    """Engines by book on one ledger; `tick` moves all of them over one bar."""
+
+    def __init__(self, factory, quote: str):
+        self.factory, self.quote = factory, quote
+        self.engines: dict[str, Engine] = {}
+
+    def open(self, book: str, config: StrategyConfig, goals: Goals | None) -> Engine:
+        engine = Engine(config=config, goals=goals, sessions=self.factory, broker=PaperBroker(self.quote), book=book)
+        self.engines[book] = engine
+        return engine
+
+    def sync_shadows(self) -> None:
+        """The daemon's rule: one paper engine per book of a running experiment."""
+        from trader.config import parse_strategy_config
+
+        with self.factory() as s:
+            wanted = {}
+            for book, version in experiments.books(s).items():
+                wanted[book] = parse_strategy_config(dict(s.get(StrategyVersion, version).settings), f"<{book}>")
+        for book in [b for b in self.engines if b.startswith(("shadow-", "control-")) and b not in wanted]:
+            self.engines.pop(book).close()
+        for book, config in wanted.items():
+            if book not in self.engines:
+                self.open(book, config, None)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
+
+
+def simulate(frame: pd.DataFrame, config_path: Path, goals: Goals, workdir: Path, *, budget: int = 100,
+             policies: tuple[str, ...] = POLICIES, progress: Callable[[int, int], None] | None = None,
+             on_cycle: Callable[[CycleRecord], None] | None = None, points: int = 5) -> SimulationResult:
+    """Replay `frame` through the daemon with weekly Hermes reviews (see the module docstring).
+    `config_path` is the strategy file Hermes rewrites (a copy: it will be changed)."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if (workdir / "ledger.db").exists():
-        raise ValueError(f"{workdir} already holds a ledger; give each simulation its own directory")
-    return workdir
-
-
-def _as_config(strategy: str | StrategyConfig | Path) -> tuple[StrategyConfig, str]:
-    if isinstance(strategy, StrategyConfig):
-        return strategy, yaml.safe_dump(strategy.to_dict(), sort_keys=False)
-    if isinstance(strategy, Path):
-        strategy = strategy.read_text(encoding="utf-8")
-    return parse_strategy_config(yaml.safe_load(strategy), "<simulation>"), strategy
-
-
-def _running_books(factory) -> list[tuple[str, StrategyConfig]]:
-    with factory() as s:
-        rows = s.scalars(select(Experiment).where(Experiment.status == "running").order_by(Experiment.id))
-        return [(e.book, parse_strategy_config(dict(s.get(StrategyVersion, e.challenger_version).settings),
-                                               f"<challenger {e.challenger_version}>")) for e in rows]
-
-
-def simulate(frame: pd.DataFrame, strategy: str | StrategyConfig | Path, goals: Goals, *, weeks_warmup: int,
-             cycles: int, workdir: str | Path, approve_after_first: bool = True, budget: int = 100,
-             start: int = 0, lookback: int = 500,
-             on_cycle: Callable[[CycleRecord], None] | None = None) -> SimulationResult:
-    """Replay `frame` from bar `start` through the daemon and run `cycles` weekly Hermes cycles,
-    the first at the end of week `weeks_warmup`. `strategy` is YAML text, a path or a config;
-    bars before `start` are history only (indicator warm-up, walk-forward backtests)."""
-    workdir = _fresh(workdir)
-    initial, text = _as_config(strategy)
-    path = workdir / "strategy.yaml"
-    path.write_text(text, encoding="utf-8")
-    ends = _schedule(frame, initial.timeframe, start, weeks_warmup, cycles)
-    replay = _Replay(frame, workdir, start, lookback)
+    initial = load_strategy_config(config_path)
+    start, ends = plan(frame, initial, goals)
+    ledger = open_ledger(f"sqlite:///{workdir / 'ledger.db'}")
+    batch = GroupCommit(ledger, every=5000)
+    factory = batch.sessions
+    books = _Books(factory, split_symbol(initial.symbol)[1])
+    feed = ReplayFeed(frame, warmup_needed(initial) + 2).views(start)
     records: list[CycleRecord] = []
+    naive: list[dict[str, Any]] = []
+    breaches = {p: 0 for p in policies}
+    configs = {"fixed": initial, "reoptimized": initial}
     try:
-        for k, end in enumerate(ends):
-            config = load_strategy_config(path)
-            equity = replay.drive(end, [(MAIN_BOOK, config)] + _running_books(replay.factory))
-            now = frame.index[end - 1].to_pydatetime()
-            result = run_cycle(replay.factory, CycleInputs(config_path=path, goals=goals, ohlcv=frame.iloc[:end],
-                                                           data_dir=workdir, now=now, budget=budget))
-            after = load_strategy_config(path)
-            record = CycleRecord(index=k, time=now, mode=result.mode, verdict=result.scorecard.verdict,
-                                 weakest=result.scorecard.weakest, decision=result.decision,
-                                 proposal=result.proposal, version=after.version,
-                                 values={name: after.value_of(name) for name in after.tunable},
-                                 settings=after.to_dict(), equity=equity)
-            records.append(record)
-            if on_cycle is not None:
-                on_cycle(record)
-            if k == 0 and approve_after_first:
-                with replay.factory.begin() as s:  # `hermes approve`, after one read-only review
-                    s.add(Approval(kind="hermes_apply", detail={"live": False, "by": "simulation"}))
-        experiments = _experiments(replay.factory)
-        equity = replay.equity()
+        if "hermes" in policies:
+            books.open(MAIN_BOOK, initial, goals)
+        for p in ("fixed", "reoptimized"):
+            if p in policies:
+                books.open(BOOKS[p], initial, goals)
+        position, total = start, len(frame) - start
+        for k, end in enumerate(ends + [len(frame)]):
+            for view in itertools.islice(feed, end - position):
+                for engine in list(books.engines.values()):
+                    engine.tick(view, now=view.next_time)
+                batch.tick_done()
+            if progress is not None:
+                progress(end - start, total)
+            position = end
+            if k == len(ends):
+                break
+            now = frame.index[end - 1].to_pydatetime() + (frame.index[1] - frame.index[0]).to_pytimedelta()
+            for p in policies:
+                breaches[p] += _failing(factory, BOOKS[p], initial, goals, now)
+            if "hermes" in policies:
+                records.append(_review(factory, config_path, goals, frame.iloc[:end], workdir, now, k, budget, on_cycle))
+                engine = books.engines[MAIN_BOOK]
+                after = load_strategy_config(config_path)
+                if after.version != engine.config.version:
+                    engine.use_config(after)
+                books.sync_shadows()
+            if "reoptimized" in policies:
+                choice = _reoptimise(frame.iloc[:end], configs["reoptimized"], goals, now, points)
+                naive.append({"time": now, **{n: choice.value_of(n) for n in choice.tunable}})
+                if choice.version != configs["reoptimized"].version:
+                    books.engines["reoptimized"].use_config(choice)
+                    configs["reoptimized"] = choice
+            _resume_halted(factory, config_path, workdir, policies, now)
+            if "hermes" in policies:
+                after = load_strategy_config(config_path)
+                if after.version != books.engines[MAIN_BOOK].config.version:
+                    books.engines[MAIN_BOOK].use_config(after)
+                    books.sync_shadows()
+        batch.commit()
+        with factory() as s:
+            equity = {p: equity_series(s, BOOKS[p]) for p in policies}
+            halts = {p: _halts(s, BOOKS[p]) for p in policies}
+            found = _experiments(s)
     finally:
-        replay.dispose()
-    return SimulationResult(cycles=records, experiments=experiments, equity=equity, workdir=workdir, initial=initial)
+        books.close()
+        batch.close()
+        ledger.dispose()
+    return SimulationResult(cycles=records, experiments=found, equity=equity, breaches=breaches, halts=halts,
+                            reoptimized=naive, initial=initial, timeframe=initial.timeframe, workdir=workdir)
 
 
-def _experiments(factory) -> list[dict[str, Any]]:
+def _review(factory, config_path: Path, goals: Goals, history: pd.DataFrame, workdir: Path, now: datetime,
+            k: int, budget: int, on_cycle) -> CycleRecord:
+    result = run_cycle(factory, CycleInputs(config_path=config_path, goals=goals, ohlcv=history, data_dir=workdir,
+                                            now=now, budget=budget, chart=False))
+    if k == 0:
+        with factory.begin() as s:  # `hermes approve`, after one read-only review
+            s.add(Approval(kind="hermes_apply", detail={"live": False, "by": "hermes simulate"}))
+    after = load_strategy_config(config_path)
+    record = CycleRecord(index=k, time=now, result=result, version=after.version,
+                         values={name: after.value_of(name) for name in after.tunable})
+    if on_cycle is not None:
+        on_cycle(record)
+    return record
+
+
+def _resume_halted(factory, config_path: Path, workdir: Path, policies, now: datetime) -> None:
+    from trader.ledger.models import DaemonState
+
+    for p in policies:
+        with factory() as s:
+            state = s.get(DaemonState, BOOKS[p])
+            halted = state is not None and state.state == "halted"
+        if not halted:
+            continue
+        note = apply_pending_fix(factory, config_path, workdir, BOOKS[p], now) if p == "hermes" else None
+        with factory.begin() as s:
+            set_state(s, BOOKS[p], "running", "resumed at the weekly review (hermes simulate)"
+                      + (f"; applied {note}" if note else ""))
+
+
+def _failing(factory, book: str, config: StrategyConfig, goals: Goals, now: datetime) -> int:
+    base, _ = split_symbol(config.symbol)
     with factory() as s:
-        out = []
-        for e in s.scalars(select(Experiment).order_by(Experiment.id)):
-            out.append(dict(id=e.id, book=e.book, variable=e.variable, value=e.value,
-                            baseline_value=e.baseline_value, status=e.status, variants_tried=e.variants_tried,
-                            cycles=e.cycles, started_at=e.started_at, decided_at=e.decided_at,
-                            evidence=dict(e.evidence or {}),
-                            baseline_settings=dict(s.get(StrategyVersion, e.baseline_version).settings),
-                            challenger_settings=dict(s.get(StrategyVersion, e.challenger_version).settings)))
-        return out
+        seen = observe(s, book, config.timeframe, base, now - timedelta(days=goals.review.lookback_days), now,
+                       config.risk.slippage)
+    card = score(goals, seen.metrics, seen.metrics, seen.trades, seen.equity, goals.review.lookback_days,
+                 seen.fees_paid, seen.slippage_realised, config.risk.slippage)
+    return int(card.verdict == "failing")
 
 
-def changed_leaves(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of every setting that differs between two config dicts."""
-    out = []
-    for key in sorted(set(before) | set(after)):
-        a, b = before.get(key), after.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += changed_leaves(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
+def _halts(s, book: str) -> int:
+    from trader.ledger.models import Event
 
-
-# -- the comparison: re-optimise everything every week ----------------------------------------
+    return len(list(s.scalars(select(Event.id).where(Event.book == book, Event.kind == "halted"))))
 
 
 def coarse_grid(config: StrategyConfig, points: int = 5) -> list[StrategyConfig]:
@@ -304,96 +318,36 @@ def coarse_grid(config: StrategyConfig, points: int = 5) -> list[StrategyConfig]
     return out
 
 
-@dataclass
-class NaiveResult:
-    equity: pd.Series
-    choices: list[dict[str, Any]] = field(default_factory=list)  # per week: time, the values traded next
+def _reoptimise(history: pd.DataFrame, current: StrategyConfig, goals: Goals, now: datetime,
+                points: int) -> StrategyConfig:
+    """The naive policy: the best in-sample Sharpe of the coarse grid on the lookback window."""
+    grid = coarse_grid(current, points)
+    warmup = warmup_needed(current)
+    first = int(history.index.searchsorted(pd.Timestamp(now - timedelta(days=goals.review.lookback_days))))
+    window = history.iloc[max(0, first - warmup):]
+    table = sweep(window, current, grid)
+    scores = table["sharpe"].astype(float).fillna(-math.inf).to_numpy()
+    return grid[int(np.argmax(scores))]
 
 
-def naive_reoptimise(frame: pd.DataFrame, config: StrategyConfig, *, weeks_warmup: int, cycles: int,
-                     workdir: str | Path, lookback_days: int, start: int = 0, points: int = 5,
-                     metric: str = "sharpe", lookback: int = 500) -> NaiveResult:
-    """The same replay and weeks as `simulate`, but at each week's end every tunable is
-    re-optimised jointly (a `coarse_grid`, best in-sample `metric` on the trailing
-    `lookback_days`) and the winner trades the next week. Before the first review the
-    original config trades, as in the Hermes run."""
-    workdir = _fresh(workdir)
-    ends = _schedule(frame, config.timeframe, start, weeks_warmup, cycles)
-    grid = coarse_grid(config, points)
-    replay = _Replay(frame, workdir, start, lookback)
-    current, choices = config, []
-    try:
-        for end in ends:
-            replay.drive(end, [(MAIN_BOOK, current)])
-            now = frame.index[end - 1]
-            window = frame.iloc[:end]
-            window = window[window.index >= now - pd.Timedelta(days=lookback_days)]
-            table = sweep(window, config, grid)
-            scores = table[metric].astype(float).fillna(-math.inf).to_numpy()
-            current = grid[int(np.argmax(scores))]
-            choices.append({"time": now, metric: float(scores.max()),
-                            **{n: current.value_of(n) for n in config.tunable}})
-        if ends[-1] < len(frame):
-            replay.drive(len(frame), [(MAIN_BOOK, current)])
-        equity = replay.equity()
-    finally:
-        replay.dispose()
-    return NaiveResult(equity=equity, choices=choices)
+def _experiments(s) -> list[dict[str, Any]]:
+    out = []
+    for e in s.scalars(select(Experiment).order_by(Experiment.id)):
+        out.append(dict(id=e.id, variable=e.variable, value=e.value, baseline_value=e.baseline_value,
+                        status=e.status, metric=e.metric, alpha=e.alpha, cycles=e.cycles,
+                        started_at=e.started_at, decided_at=e.decided_at, evidence=dict(e.evidence or {}),
+                        baseline_settings=dict(s.get(StrategyVersion, e.baseline_version).settings),
+                        challenger_settings=dict(s.get(StrategyVersion, e.challenger_version).settings)))
+    return out
 
 
-def replay_fixed(frame: pd.DataFrame, config: StrategyConfig, workdir: str | Path, *, start: int = 0,
-                 lookback: int = 500) -> pd.Series:
-    """The baseline nobody changes, replayed through the engine; its equity per bar."""
-    replay = _Replay(frame, _fresh(workdir), start, lookback)
-    try:
-        replay.drive(len(frame), [(MAIN_BOOK, config)])
-        return replay.equity()
-    finally:
-        replay.dispose()
-
-
-def oos_metrics(equity: pd.Series, since: datetime | pd.Timestamp, timeframe: str) -> dict[str, float]:
-    """Total return, annualised Sharpe and max drawdown of `equity` from `since` on (the
-    backtester's definitions, `kernel.equity_stats`, measured from the equity at `since`)."""
-    part = equity[equity.index >= pd.Timestamp(since)]
-    values = np.ascontiguousarray(part.to_numpy(dtype=float))
-    total, sharpe, _sortino, drawdown = kernel.equity_stats(values, float(values[0]), bars_per_year(timeframe))
-    return {"total_return": float(total), "sharpe": float(sharpe), "max_drawdown": float(drawdown),
-            "bars": int(values.size)}
-
-
-# -- ready-made settings for the experiments in tests and benchmarks --------------------------
-
-PLANTED_STRATEGY = """\
-name: planted-rsi
-exchange: coinbase
-symbol: BTC/USD
-timeframe: 1h
-capital: 10000
-strategy: rsi_reversion
-params:
-  period: 14
-  oversold: 30
-  exit_level: 55
-risk:
-  stake_fraction: 0.95
-  stop_loss: null
-  take_profit: null
-  fee: 0.001
-  slippage: 0.0005
-tunable:
-  period:     {min: 5,  max: 30, step: 1}
-  oversold:   {min: 10, max: 40, step: 1}
-  exit_level: {min: 45, max: 80, step: 1}
-"""
-
-
-def lenient_goals(lookback_days: int, success: dict[str, float] | None = None) -> Goals:
-    """Goals whose failure side never trips in a simulation (a drawdown of 95 %, no monthly
-    floor): a failing verdict halts the daemon and stops proposals, which would end the
-    experiment rather than test learning. Success goals default to the shipped ones."""
-    data: dict[str, Any] = {"failure": {"thresholds": {"max_drawdown": 0.95}, "monthly_return_floor": None},
-                            "review": {"lookback_days": lookback_days}}
-    if success is not None:
-        data["success"] = success
-    return Goals.model_validate(data)
+def changed_leaves(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of every setting that differs between two config dicts."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_leaves(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out

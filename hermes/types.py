@@ -48,12 +48,14 @@ class Candidate(Frozen):
     value: float
     baseline_value: Optional[float]
     version: str  # strategy version the change would create
-    folds: int
+    folds: int  # screening folds (the choice is made on these)
     metric: str  # the metric the cycle is trying to move (the weakest goal's)
-    improvement: float  # mean out-of-sample change of `metric` against the baseline, per fold
-    folds_better: int  # folds in which the candidate beat the baseline on `metric`
-    oos_sharpe: float  # out-of-sample Sharpe of the candidate over all folds
-    deflated_sharpe: float  # probability the Sharpe is real given the number of candidates tried
+    improvement: float  # mean change of `metric` against the baseline per screening fold
+    folds_better: int  # screening folds in which the candidate beat the baseline on `metric`
+    sharpe: float  # the candidate's mean Sharpe over the screening folds (what it was chosen on)
+    deflated_sharpe: float  # probability that Sharpe is real given the number of candidates tried
+    holdout_improvement: Optional[float] = None  # change of `metric` on the held-out fold
+    holdout_sharpe: Optional[float] = None  # the candidate's Sharpe on the held-out fold
 
 
 class Proposal(Frozen):
@@ -64,11 +66,12 @@ class Proposal(Frozen):
     rationale: str
     chosen_by: Literal["rules", "claude"]
     candidates_tried: int
+    metric: str = "sharpe"  # the claim: the goal metric the change should improve
 
 
 class ExperimentDecision(Frozen):
     experiment_id: Optional[int]
-    action: Literal["none", "continue", "promote", "reject", "rollback"]
+    action: Literal["none", "continue", "promote", "reject", "expire", "stop", "rollback"]
     reason: str
     baseline_version: Optional[str] = None
     challenger_version: Optional[str] = None
@@ -84,6 +87,11 @@ class CycleResult(Frozen):
     mode: Literal["read_only", "apply"]
     strategy_version: str
     scorecard: Scorecard
-    decision: ExperimentDecision
-    proposal: Optional[Proposal]
+    decision: ExperimentDecision  # the cycle's headline: a promotion or rollback if any, else the first judged
+    proposal: Optional[Proposal]  # the first of `proposals` (kept for readers of one proposal)
     report_path: Optional[str] = None
+    decisions: tuple[ExperimentDecision, ...] = ()  # every running experiment judged this cycle
+    proposals: tuple[Proposal, ...] = ()  # every experiment proposed (started in apply mode)
+    halted: Optional[str] = None  # why the main book is halted, if it is
+    fix: Optional[ExperimentDecision] = None  # while halted: the change `trader resume` applies
+    screening: dict[str, Any] = {}  # the walk-forward: candidates, folds, holdout, multiplicity

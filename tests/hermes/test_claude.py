@@ -48,7 +48,7 @@ SCORECARD = Scorecard(
 
 
 def _candidate(variable: str, value: float, baseline: float, version: str, **evidence: Any) -> Candidate:
-    fields = dict(folds=5, metric="sharpe", improvement=0.1, folds_better=3, oos_sharpe=0.8, deflated_sharpe=0.7)
+    fields = dict(folds=5, metric="sharpe", improvement=0.1, folds_better=3, sharpe=0.8, deflated_sharpe=0.7)
     fields.update(evidence)
     return Candidate(variable=variable, value=value, baseline_value=baseline, version=version, **fields)
 
@@ -56,7 +56,7 @@ def _candidate(variable: str, value: float, baseline: float, version: str, **evi
 CANDIDATES = (
     _candidate("stake_fraction", 0.05, 0.1, "v-stake-005", improvement=0.05, folds_better=3),
     _candidate("stake_fraction", 0.15, 0.1, "v-stake-015", improvement=-0.02, folds_better=2),
-    _candidate("slow_window", 60.0, 50.0, "v-slow-60", improvement=0.21, folds_better=4, oos_sharpe=1.1,
+    _candidate("slow_window", 60.0, 50.0, "v-slow-60", improvement=0.21, folds_better=4, sharpe=1.1,
                deflated_sharpe=0.91),
 )
 FALLBACK = Proposal(

@@ -14,7 +14,7 @@ Conventions (the daemon's paper broker follows the same ones):
 """
 
 
-__all__ = ["METRIC_KEYS", "BacktestResult", "Fill", "Metrics", "run_backtest", "sweep"]
+__all__ = ["METRIC_KEYS", "BacktestResult", "Fill", "Metrics", "equity_curves", "run_backtest", "sweep"]
 
 
 def __getattr__(name: str):
@@ -23,7 +23,7 @@ def __getattr__(name: str):
         from . import result
 
         return getattr(result, name)
-    if name in ("run_backtest", "sweep"):
+    if name in ("equity_curves", "run_backtest", "sweep"):
         from . import run
 
         return getattr(run, name)

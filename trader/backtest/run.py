@@ -110,3 +110,28 @@ def sweep(
             if progress is not None:
                 progress(i + 1, len(variants))
     return pd.DataFrame(rows)
+
+
+def equity_curves(
+    ohlcv: pd.DataFrame,
+    base: StrategyConfig,
+    variants: Sequence[StrategyConfig],
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """The equity after every bar's close of each variant (one row each), from one run over
+    all the bars: what walk-forward scoring slices into folds without restarting a position
+    at each fold. Indicators shared between variants are computed once."""
+    prices = _Prices(ohlcv, base.timeframe)
+    strategy = base.strategy_def()
+    out = np.empty((len(variants), prices.n))
+    no_fills = np.empty((0, len(kernel.FILL_FIELDS)))
+    with indicators.memo():
+        for i, config in enumerate(variants):
+            if (config.strategy, config.timeframe) != (base.strategy, base.timeframe):
+                raise ValueError(f"variant {i} trades {config.strategy} on {config.timeframe}, "
+                                 f"not {base.strategy} on {base.timeframe}")
+            target = strategy.exposure(ohlcv, config.params)
+            _simulate(prices, config, target, out[i], no_fills)
+            if progress is not None:
+                progress(i + 1, len(variants))
+    return out

@@ -208,7 +208,8 @@ class DaemonState(Base):
 
 
 class Experiment(Base):
-    """A challenger (the baseline with one variable changed) trading in shadow beside it."""
+    """A challenger (the baseline with one variable changed) trading in a shadow paper book
+    beside a control book (the baseline, also on paper), until its claim is decided."""
 
     __tablename__ = "experiments"
 
@@ -219,13 +220,19 @@ class Experiment(Base):
     variable: Mapped[str] = mapped_column(String(40))
     baseline_value: Mapped[Optional[float]] = mapped_column(Money)
     value: Mapped[float] = mapped_column(Money)
-    status: Mapped[str] = mapped_column(String(12), default="running")  # running | promoted | rejected | stopped
+    # running | promoted | rejected (clearly worse) | expired (inconclusive) | stopped (baseline changed)
+    status: Mapped[str] = mapped_column(String(12), default="running")
     variants_tried: Mapped[int] = mapped_column(Integer, default=1)
     cycles: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     evidence: Mapped[Optional[dict]] = mapped_column(JSON)
     rationale: Mapped[Optional[str]] = mapped_column(Text)
+    metric: Mapped[Optional[str]] = mapped_column(String(20))  # the goal metric it claims to improve
+    statistic: Mapped[Optional[str]] = mapped_column(String(32))  # the paired statistic that tests it
+    control_book: Mapped[Optional[str]] = mapped_column(String(40))  # the baseline's paper book
+    alpha: Mapped[Optional[float]] = mapped_column(Money)  # its share of the yearly error budget
+    prior: Mapped[Optional[dict]] = mapped_column(JSON)  # held-out walk-forward returns its test starts with
 
     __table_args__ = (Index("ix_experiments_status", "status"),)
 
