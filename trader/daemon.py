@@ -307,15 +307,19 @@ class Service:
 
     # -- Hermes: shadow challengers and the weekly review -----------------------------------
     def _sync_shadows(self) -> None:
-        """One paper engine per running experiment, trading the challenger on the same candles."""
+        """Paper engines for the running experiments: each challenger and its control book (the
+        baseline on paper), on the same candles, whether or not the main book is halted."""
         from .brokers import PaperBroker
         from .config import parse_strategy_config
         from .ledger.models import Experiment, StrategyVersion
         from .risk import RiskEngine
 
         with self.factory() as s:
-            running = {e.book: s.get(StrategyVersion, e.challenger_version).settings
-                       for e in s.query(Experiment).filter_by(status="running")}
+            running = {}
+            for e in s.query(Experiment).filter_by(status="running"):
+                running[e.book] = s.get(StrategyVersion, e.challenger_version).settings
+                if e.control_book:
+                    running[e.control_book] = s.get(StrategyVersion, e.baseline_version).settings
         for book in [b for b in self.shadows if b not in running]:
             self.shadows.pop(book).close()
         for book, settings in running.items():
