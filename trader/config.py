@@ -100,6 +100,11 @@ class StrategyConfig(Frozen):
         if any(unicodedata.category(ch) == "Cc" or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069
                for ch in value):
             raise ValueError("contains control or bidi characters; expected a plain one-line label")
+        from .logs import Scrubber, secret_env_values
+
+        # the name is shown and stored everywhere, unmasked in the version's settings
+        if Scrubber(secret_env_values()).text(value) != value:
+            raise ValueError("contains a credential (a key, token or webhook URL); expected a plain label")
         return value
 
     @field_validator("exchange")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from trader.errors import InputError
 from trader.health import to_jsonable
@@ -43,13 +44,44 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of env vars whose names mark them as credentials (`*_KEY`, `*_SECRET`,
-    `*_PASSWORD`, `*_TOKEN`, `*API_KEY*`; case-insensitive)."""
+    `*_PASSWORD`, `*_TOKEN`, `*API_KEY*`; case-insensitive), plus the secret parts of URLs:
+    a webhook URL's path and query (`*WEBHOOK*`: Slack's and Discord's tokens live there) and
+    the password of any `*_URL` (DATABASE_URL)."""
     env = os.environ if environ is None else environ
-    return [
-        value
-        for name, value in env.items()
-        if name.upper().endswith(_SECRET_SUFFIXES) or "API_KEY" in name.upper()
-    ]
+    values: list[str] = []
+    for name, value in env.items():
+        upper = name.upper()
+        if upper.endswith(_SECRET_SUFFIXES) or "API_KEY" in upper:
+            values.append(value)
+        elif "WEBHOOK" in upper or upper.endswith("_URL"):
+            values.extend(url_secrets(value, whole="WEBHOOK" in upper))
+    return values
+
+
+def url_secrets(url: str, whole: bool = False) -> list[str]:
+    """The credential-bearing parts of a URL: its password (with its delimiters, so a short
+    one is still masked where it appears in the URL), and with `whole` the URL itself, its
+    path and its query."""
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:  # not a URL (a bad port): mask it all if it is a webhook
+        return [url] if whole else []
+    found = [f"{parts.username or ''}:{password}@{parts.hostname or ''}", password] if password else []
+    if whole:
+        found += [url, parts.path, parts.query, parts.path.rstrip("/").rsplit("/", 1)[-1]]
+    return [value for value in found if value and value not in ("/",)]
+
+
+# Credentials recognised by their shape wherever they appear, set in the environment or not
+# (e.g. a webhook URL pasted into the strategy file): Slack and Discord webhook paths, Telegram
+# bot tokens, Slack tokens.
+_SHAPES = re.compile(
+    r"(?<=hooks\.slack\.com/services/)[\w/-]+"
+    r"|(?<=/api/webhooks/)[\w/.-]+"
+    r"|\b\d{6,12}:[A-Za-z0-9_-]{30,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+)
 
 
 class Scrubber:
@@ -72,7 +104,8 @@ class Scrubber:
         return self._pattern is not None
 
     def text(self, value: str) -> str:
-        return self._pattern.sub(MASK, value) if self._pattern is not None else value
+        value = self._pattern.sub(MASK, value) if self._pattern is not None else value
+        return _SHAPES.sub(MASK, value)
 
     def tree(self, value: Any) -> Any:
         """The same JSON-able structure with every string (keys too) scrubbed."""

@@ -210,5 +210,8 @@ def kind_of(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    from .logs import Scrubber, secret_env_values
+
+    # masked before the cut: half a credential is still a leak no scrubber would recognise
+    text = Scrubber(secret_env_values()).text(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."

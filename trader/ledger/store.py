@@ -46,7 +46,7 @@ def ensure_version(session: Session, config, yaml_text: str | None = None) -> St
     if row is None:
         row = StrategyVersion(
             version=config.version, name=config.name, strategy=config.strategy,
-            settings=config.to_dict(), yaml_text=yaml_text,
+            settings=config.to_dict(), yaml_text=scrub(yaml_text),  # a key pasted in a comment
         )
         session.add(row)
         session.flush()
