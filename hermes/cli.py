@@ -141,7 +141,15 @@ def load_history(config, lookback_days: int, now: datetime, path: str | None):
     from trader.ohlcv import load_ohlcv
 
     if path:
+        from trader.timeframes import timeframe_seconds
+
         frame = load_ohlcv(path, timeframe=config.timeframe)
+        bar = timedelta(seconds=timeframe_seconds(config.timeframe))
+        if len(frame) == 0 or frame.index[-1] + 2 * bar < now or frame.index[0] > now:
+            span = f"{frame.index[0]:%Y-%m-%d %H:%M} to {frame.index[-1] + bar:%Y-%m-%d %H:%M} UTC" if len(frame) \
+                else "no candles"
+            raise InputError(f"{path}: the candles cover {span}, which does not reach the review time "
+                             f"{now:%Y-%m-%d %H:%M} UTC; `--now TIME` reviews as of an earlier time inside the file")
         return frame[frame.index <= now]
     from trader.download import download_ohlcv
     from trader.ledger import data_dir

@@ -98,9 +98,12 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
     if winner is not None and apply and halted is None:
         winner = winner.model_copy(update={"applied": True})
         text, config = apply_version(factory, inputs.config_path, inputs.data_dir, text, config, winner, now)
+        gone = f"stopped: experiment #{winner.experiment_id} was promoted, so its baseline is gone"
         with factory.begin() as s:
-            decisions = [winner] + [d for d in decisions if d.experiment_id != winner.experiment_id] + \
-                experiments.stop_all(s, now, f"experiment #{winner.experiment_id} was promoted: the baseline changed")
+            stopped = {d.experiment_id for d in experiments.stop_all(s, now, gone)}
+        decisions = [winner] + [d.model_copy(update={"action": "stop", "reason": f"{gone} (its own verdict: {d.reason})"})
+                                if d.experiment_id in stopped else d
+                                for d in decisions if d.experiment_id != winner.experiment_id]
     elif winner is not None or rollback is not None:
         fix = winner or rollback  # proposed while halted (or read-only): `trader resume` applies it
     headline = min([*decisions, *([rollback] if rollback else [])], key=lambda d: _RANK[d.action],

@@ -6,12 +6,13 @@ units of the sample they are estimated from.
 
 - `paired_block_bootstrap`: one-sided test that the challenger's mean per-bar return beats
   the baseline's on the same bars, robust to the serial dependence of market returns.
-- `sidak_alpha`: the per-test significance level that keeps the family-wise error at
-  `alpha` after `trials` variants have been tried.
 - `probabilistic_sharpe`, `expected_max_sharpe`, `deflated_sharpe`: Bailey & López de Prado's
   corrections of a Sharpe ratio for sample length, non-normal returns and selection among
   many candidates.
-- `decide`: the promote / reject / continue rule of an experiment.
+
+Hermes' promotion decisions do not use these: they are sequential e-value tests
+(`hermes.sequential`). The bootstrap compares two equity curves after the fact (benchmarks),
+the deflated Sharpe ratio reports the multiplicity of the walk-forward screening.
 
 References
 ----------
@@ -19,8 +20,6 @@ References
   stationary data." In *Exploring the Limits of Bootstrap*, Wiley, 263-270.
 - Hall, P., Horowitz, J. L. & Jing, B.-Y. (1995). "On blocking rules for the bootstrap with
   dependent data." *Biometrika* 82(3), 561-574 (block length of order n^(1/3)).
-- Šidák, Z. (1967). "Rectangular confidence regions for the means of multivariate normal
-  distributions." *JASA* 62(318), 626-633.
 - Bailey, D. H. & López de Prado, M. (2012). "The Sharpe ratio efficient frontier."
   *Journal of Risk* 15(2), 3-44 (the probabilistic Sharpe ratio).
 - Bailey, D. H. & López de Prado, M. (2014). "The deflated Sharpe ratio: correcting for
@@ -33,20 +32,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "EULER_GAMMA",
     "BootstrapResult",
-    "Decision",
-    "decide",
     "deflated_sharpe",
     "expected_max_sharpe",
     "paired_block_bootstrap",
     "probabilistic_sharpe",
-    "sidak_alpha",
 ]
 
 EULER_GAMMA = 0.5772156649015329  # Euler–Mascheroni constant
@@ -161,22 +157,6 @@ def paired_block_bootstrap(
     return BootstrapResult(mean_diff=observed, p_value=float(p), n=n, block=L)
 
 
-def sidak_alpha(alpha: float, trials: int) -> float:
-    """Per-test level keeping the family-wise error rate at `alpha` over `trials` tests.
-
-    alpha_1 = 1 - (1 - alpha)^(1 / trials)   (Šidák 1967; exact for independent tests,
-    conservative under positive dependence). trials = 1 returns alpha itself. Computed as
-    -expm1(log1p(-alpha) / trials) to keep precision when alpha_1 is tiny.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if int(trials) != trials or trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {trials}")
-    if alpha == 1.0:
-        return 1.0
-    return float(-math.expm1(math.log1p(-alpha) / int(trials)))
-
-
 # --------------------------------------------------------------------------- Sharpe
 
 
@@ -273,107 +253,3 @@ def deflated_sharpe(returns: np.ndarray, trials: int, sr_variance: float) -> flo
     are those of `probabilistic_sharpe`.
     """
     return probabilistic_sharpe(returns, expected_max_sharpe(trials, sr_variance))
-
-
-# --------------------------------------------------------------------------- decision
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with a running experiment, why, and the numbers (JSON-able) behind it."""
-
-    action: Literal["promote", "reject", "continue"]
-    reason: str
-    evidence: dict[str, Any]
-
-
-def decide(
-    challenger_returns: np.ndarray,
-    baseline_returns: np.ndarray,
-    *,
-    variants_tried: int,
-    alpha: float = 0.05,
-    promotion_alpha: float | None = None,
-    min_bars: int,
-    max_cycles: int,
-    cycles_run: int,
-    seed: int = 0,
-) -> Decision:
-    """Promote, reject or continue a challenger running in shadow beside the baseline.
-
-    With d = challenger - baseline per bar, n bars, alpha_adj = sidak_alpha(alpha,
-    variants_tried), p = p-value of H0: E[d] <= 0 and p_worse = p-value of H0: E[d] >= 0
-    (both from `paired_block_bootstrap`, same seed, same resamples):
-
-    - promote  if n >= min_bars and mean(d) > 0 and p < alpha_adj;
-    - reject   if n >= min_bars and mean(d) < 0 and p_worse < alpha (clearly worse; no
-               multiplicity correction, since rejecting only keeps the status quo);
-    - reject   if cycles_run >= max_cycles (out of time without a promotion);
-    - continue otherwise (too few bars, or not yet conclusive).
-
-    Correcting the promotion level for every variant tried so far bounds the chance that
-    *any* of them is promoted by luck at `alpha`.
-    """
-    if int(variants_tried) != variants_tried or variants_tried < 1:
-        raise ValueError(f"variants_tried must be an integer >= 1, got {variants_tried}")
-    if min_bars < 1 or max_cycles < 1 or cycles_run < 0:
-        raise ValueError("min_bars and max_cycles must be >= 1 and cycles_run >= 0")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-
-    if promotion_alpha is not None and not 0.0 < promotion_alpha < 1.0:
-        raise ValueError(f"promotion_alpha must be in (0, 1), got {promotion_alpha}")
-    # the promotion level may be a share of the family's error budget (see hermes/cycle.py)
-    family = float(alpha if promotion_alpha is None else promotion_alpha)
-    alpha_adj = sidak_alpha(family, variants_tried)
-    # enough resamples that the smallest attainable p-value is well below the level tested
-    n_boot = max(2000, math.ceil(20.0 / alpha_adj))
-    better = paired_block_bootstrap(challenger_returns, baseline_returns, seed=seed, n_boot=n_boot)
-    worse = paired_block_bootstrap(baseline_returns, challenger_returns, seed=seed, n_boot=n_boot)
-    n, diff = better.n, better.mean_diff
-    evidence: dict[str, Any] = {
-        "n": n,
-        "block": better.block,
-        "mean_diff": diff,
-        "p_value": better.p_value,
-        "p_value_worse": worse.p_value,
-        "family_alpha": family,
-        "alpha_adjusted": alpha_adj,
-        "variants_tried": int(variants_tried),
-        "n_boot": int(n_boot),
-        "min_bars": int(min_bars),
-        "cycles_run": int(cycles_run),
-        "max_cycles": int(max_cycles),
-    }
-    bars = f"over {n:,} paired bars the challenger's mean return per bar was {diff:+.3e}"
-    enough = n >= min_bars
-
-    if enough and diff > 0.0 and better.p_value < alpha_adj:
-        reason = (
-            f"Promote: {bars} against the baseline (p = {better.p_value:.4f} < Sidak-adjusted "
-            f"alpha {alpha_adj:.4f} for {variants_tried} tests)."
-        )
-        return Decision("promote", reason, evidence)
-    if enough and diff < 0.0 and worse.p_value < alpha:
-        reason = (
-            f"Reject: {bars} against the baseline, clearly worse "
-            f"(p = {worse.p_value:.4f} < alpha {alpha:.4f})."
-        )
-        return Decision("reject", reason, evidence)
-    if cycles_run >= max_cycles:
-        reason = (
-            f"Reject: {cycles_run} of {max_cycles} cycles run without a significant "
-            f"improvement; {bars} (p = {better.p_value:.4f}, needed < {alpha_adj:.4f})."
-        )
-        return Decision("reject", reason, evidence)
-    if not enough:
-        reason = (
-            f"Continue: {n:,} of the {min_bars:,} paired bars needed so far "
-            f"(cycle {cycles_run} of {max_cycles})."
-        )
-    else:
-        reason = (
-            f"Continue: {bars}, not yet conclusive (p = {better.p_value:.4f}, needed < "
-            f"{alpha_adj:.4f}; cycle {cycles_run} of {max_cycles})."
-        )
-    return Decision("continue", reason, evidence)

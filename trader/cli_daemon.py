@@ -30,8 +30,12 @@ def add_commands(sub) -> None:
     halt = sub.add_parser("halt", help="stop new trading (the running daemon obeys at its next tick)")
     halt.add_argument("--reason", default="halted by hand")
     halt.set_defaults(handler=lambda a: _set_state("halted", a.reason))
-    resume = sub.add_parser("resume", help="resume trading after a halt")
-    resume.set_defaults(handler=lambda a: _set_state("running", None))
+    resume = sub.add_parser("resume", help="resume trading after a halt, with the fix Hermes' review proposed "
+                            "(apply mode only)")
+    resume.add_argument("--keep", action="store_true", help="resume the current strategy version, without the fix")
+    resume.add_argument("--config", default=default_path("strategy.yaml"),
+                        help="the strategy file the fix rewrites (default: %(default)s)")
+    resume.set_defaults(handler=_resume)
 
     report = sub.add_parser("report", help="show the latest Hermes report")
     report.add_argument("--id", type=int, help="a review number (default: the latest)")
@@ -59,10 +63,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.speed != "max":
         try:
             speed = float(args.speed)
-            if speed <= 0:
+            if not 0.001 <= speed <= 1e6:  # also refuses nan; 1e-300 overflowed the pacing sleep
                 raise ValueError
         except ValueError:
-            raise InputError(f"--speed: {args.speed!r} is not 'max' or a positive number of bars per second") from None
+            raise InputError(f"--speed: {args.speed!r} is not 'max' or a number of bars per second "
+                             "from 0.001 to 1000000") from None
     options = RunOptions(
         config_path=Path(args.config),
         goals_path=Path(args.goals) if args.goals else None,
@@ -83,7 +88,13 @@ def _run(args: argparse.Namespace) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
 
-        summary = run_replay(options, stop, loaded=stop_between_ticks)
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            summary = run_replay(options, stop, loaded=stop_between_ticks)
+        except SQLAlchemyError as exc:  # a full disk, a ledger gone bad: say it without a traceback
+            print(f"error: the replay's ledger cannot be written: {_db_reason(exc)}", file=sys.stderr)
+            return 1
         print(json.dumps(summary, default=str))
         return 0
     from .configdir import sync_deployed
@@ -98,6 +109,11 @@ def _run(args: argparse.Namespace) -> int:
     return Service(options, os.environ).run()
 
 
+def _db_reason(exc: Exception) -> str:
+    """The database's own words (sqlite's 'database or disk is full'), without the SQL."""
+    return str(getattr(exc, "orig", None) or exc.__class__.__name__).splitlines()[0][:200]
+
+
 def _ledger():
     from .ledger import open_ledger, sessions
 
@@ -109,8 +125,14 @@ def _status(args: argparse.Namespace) -> int:
     from .ledger.models import MAIN_BOOK
     from .status import snapshot
 
-    with _ledger()() as s:
-        snap = snapshot(s, MAIN_BOOK)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with _ledger()() as s:
+            snap = snapshot(s, MAIN_BOOK)
+    except SQLAlchemyError as exc:  # e.g. "database is locked" by a long write elsewhere
+        print(f"error: the ledger cannot be read now: {_db_reason(exc)}; try again", file=sys.stderr)
+        return 1
     if args.json:
         print(dumps(snap))
         return 0
@@ -154,6 +176,27 @@ def _report(args: argparse.Namespace) -> int:
     if path:
         print(f"full report: {path}")
     return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Apply the fix Hermes proposed while the book was halted (unless --keep), then resume."""
+    from datetime import datetime, timezone
+
+    from hermes.apply import apply_pending_fix, pending_fix
+
+    from .ledger import data_dir
+    from .ledger.models import MAIN_BOOK
+
+    factory = _ledger()
+    with factory() as s:
+        fix = pending_fix(s, MAIN_BOOK)
+    if fix is not None and not args.keep:
+        applied = apply_pending_fix(factory, Path(args.config), data_dir(), MAIN_BOOK, datetime.now(timezone.utc))
+        print(f"applied Hermes' fix: {applied}" if applied else
+              "Hermes' fix no longer applies (the strategy file changed since the review): resuming as it is")
+    elif fix is not None:
+        print(f"kept the current version; Hermes' proposed fix was not applied: {fix.action} {fix.challenger_version}")
+    return _set_state("running", None)
 
 
 def _set_state(state: str, reason: str | None) -> int:

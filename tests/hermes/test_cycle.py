@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from hermes import cycle as cycle_module
+from hermes import budget, experiments, sequential
+from hermes.apply import apply_pending_fix, pending_fix
 from hermes.cycle import CycleInputs, run_cycle
-from hermes.stats import Decision
 from trader.brokers import PaperBroker
 from trader.config import load_strategy_config, parse_strategy_config
 from trader.engine import Engine
@@ -25,6 +26,7 @@ from ..conftest import ROOT, STRATEGY_YAML
 
 LOOSE = Goals.model_validate({"failure": {"thresholds": {"max_drawdown": 0.5}, "monthly_return_floor": None},
                               "review": {"lookback_days": 60}})
+FAILING = Goals.model_validate({"failure": {"thresholds": {"sharpe": 15.0}}, "review": {"lookback_days": 60}})
 
 
 class World:
@@ -40,14 +42,15 @@ class World:
         self.views = list(ReplayFeed(btc, 500).views())
 
     def drive(self, start, stop):
-        """The daemon trading bars [start, stop): the baseline and every running challenger."""
+        """The daemon trading bars [start, stop): the main book and every running experiment's
+        challenger and control books (the daemon's shadow engines)."""
         config = load_strategy_config(self.path)
         engines = [Engine(config=config, goals=None, sessions=self.factory, broker=PaperBroker("USD"))]
         with self.factory() as s:
-            for exp in s.query(Experiment).filter_by(status="running"):
-                settings = dict(s.get(StrategyVersion, exp.challenger_version).settings)
+            for book, version in experiments.books(s).items():
+                settings = dict(s.get(StrategyVersion, version).settings)
                 engines.append(Engine(config=parse_strategy_config(settings, "<c>"), goals=None,
-                                      sessions=self.factory, broker=PaperBroker("USD"), book=exp.book))
+                                      sessions=self.factory, broker=PaperBroker("USD"), book=book))
         for view in self.views[start:stop]:
             for engine in engines:
                 engine.tick(view, now=view.next_time)
@@ -61,10 +64,20 @@ class World:
         with self.factory.begin() as s:
             s.add(Approval(kind="hermes_apply", detail={"live": live}))
 
+    def running(self):
+        with self.factory() as s:
+            return [(e.id, e.variable, e.value, e.book, e.control_book) for e in experiments.running(s)]
+
 
 @pytest.fixture
 def world(tmp_path, btc, database_url):
     return World(tmp_path, btc, database_url)
+
+
+def strong_evidence(monkeypatch):
+    """Every claim's test sees overwhelming evidence: a promotion is decided by the cycle's own rules."""
+    monkeypatch.setattr(experiments.sequential, "evidence",
+                        lambda name, c, b: sequential.Evidence(len(c), 1.0, 1e12, 1.0))
 
 
 def test_the_first_cycle_only_observes_and_reports(world):
@@ -84,40 +97,48 @@ def test_the_first_cycle_only_observes_and_reports(world):
     assert card.trades >= 10 and card.metrics["sharpe"] is not None
     assert card.slippage_realised == pytest.approx(card.slippage_modeled)  # paper fills slip as modeled
     assert {g.metric for g in card.goals if g.kind == "success"} == {"monthly_return", "sharpe", "max_drawdown"}
+    # what it would start: experiments on distinct variables, each aimed at the weakest goal
+    assert result.proposals and len({p.variable for p in result.proposals}) == len(result.proposals)
+    assert all(p.metric == cycle_module.claim_metric(card) for p in result.proposals)
 
 
-def test_apply_mode_runs_an_experiment_in_a_shadow_book(world):
+def test_apply_mode_runs_experiments_beside_a_control_book(world):
     world.drive(0, 1500)
     world.review(1500)
     world.approve()
     world.drive(1500, 2300)
     started = world.review(2300)
-    assert started.mode == "apply" and started.proposal is not None
-    proposal = started.proposal
+    assert started.mode == "apply" and 1 <= len(started.proposals) <= experiments.MAX_CHALLENGERS
     config = load_strategy_config(world.path)
-    bounds = config.tunable[proposal.variable]
-    assert bounds.min <= proposal.value <= bounds.max and proposal.value != config.value_of(proposal.variable)
-    assert proposal.candidates_tried > 20
+    for p in started.proposals:
+        bounds = config.tunable[p.variable]
+        assert bounds.min <= p.value <= bounds.max and p.value != config.value_of(p.variable)
+        assert p.candidates_tried > 20
+    running = world.running()
+    assert [r[1] for r in running] == [p.variable for p in started.proposals]
+    assert len({r[4] for r in running}) == 1 and running[0][4].startswith("control-")  # one shared control
+    # the yearly budget: the income of the 800 bars (33 days) since the first review, shared equally
+    weeks = (world.btc.index[2299] - world.btc.index[1499]).total_seconds() / (7 * 86400)
+    level = budget.ALPHA_PER_YEAR * weeks / 52 / len(running)
     with world.factory() as s:
-        exp = s.query(Experiment).one()
-    assert exp.status == "running" and exp.variable == proposal.variable and exp.book.startswith("shadow-")
+        rows = experiments.running(s)
+        assert all(e.alpha == pytest.approx(level) for e in rows)
+        assert all(e.metric == started.proposals[0].metric and e.prior["challenger"] for e in rows)
+        assert budget.available(s, started.time)[2] == pytest.approx(0.0, abs=1e-12)
     world.drive(2300, 3000)
     judged = world.review(3000)
-    assert judged.decision.experiment_id == exp.id
-    assert judged.decision.action in ("continue", "reject", "promote")
-    evidence = judged.decision.evidence
-    assert evidence["n"] == 699 and 0 <= evidence["p_value"] <= 1
-    # the first experiment's share of the 5% budget, split by Šidák over its 4 reviews
-    assert evidence["experiments_so_far"] == 1
-    share = 0.05 * 6 / math.pi ** 2
-    assert evidence["family_alpha"] == pytest.approx(share)
-    assert evidence["alpha_adjusted"] == pytest.approx(1 - (1 - share) ** (1 / 4))
-    assert evidence["n_boot"] >= 20 / evidence["alpha_adjusted"]
+    assert {d.experiment_id for d in judged.decisions} == {r[0] for r in running}
+    for d in judged.decisions:
+        assert d.action in ("continue", "reject", "promote", "expire")
+        e = d.evidence
+        assert e["forward_bars"] == 699 and e["prior_bars"] > 100  # the held-out fold opens the test
+        assert e["threshold"] == pytest.approx(1 / level) and e["e_value"] > 0
+        assert e["claim"] == started.proposals[0].metric and e["statistic"] == sequential.claim_for(e["claim"]).statistic
     with world.factory() as s:
-        assert len(store.equity_of(s, exp.book)) == 700
+        assert len(store.equity_of(s, running[0][3])) == 700 and len(store.equity_of(s, running[0][4])) == 700
 
 
-def test_a_promotion_rewrites_the_strategy_file_and_keeps_the_previous(world, monkeypatch):
+def test_one_promotion_per_cycle_rewrites_the_file_and_stops_the_others(world, monkeypatch):
     world.drive(0, 1500)
     world.review(1500)
     world.approve(live=True)
@@ -126,69 +147,115 @@ def test_a_promotion_rewrites_the_strategy_file_and_keeps_the_previous(world, mo
     with world.factory.begin() as s:
         s.add(Approval(kind="live", strategy_version=before.version))
     started = world.review(2300)
-    world.drive(2300, 2700)
-    monkeypatch.setattr(cycle_module.stats, "decide", lambda *a, **k: Decision(
-        action="promote", reason="test: planted promotion", evidence={"n": 400, "p_value": 0.0001}))
-    promoted = world.review(2700)
-    assert promoted.decision.action == "promote" and promoted.decision.applied
+    assert len(started.proposals) >= 2  # so that "one promotion" is a real choice
+    world.drive(2300, 2400)  # 4 days: too early, however strong the evidence
+    strong_evidence(monkeypatch)
+    early = world.review(2400)
+    assert all(d.action == "continue" for d in early.decisions) and load_strategy_config(world.path) == before
+    world.drive(2400, 2500)
+    promoted = world.review(2500)
+    winners = [d for d in promoted.decisions if d.action == "promote"]
+    assert len(winners) == 1 and winners[0].applied and promoted.decision == winners[0]
     after = load_strategy_config(world.path)
-    assert after.version == started.proposal.version != before.version
-    assert after.value_of(started.proposal.variable) == pytest.approx(started.proposal.value)
+    chosen = next(p for p in started.proposals if p.variable == winners[0].variable)
+    assert after.version == chosen.version != before.version
     text = world.path.read_text()
     assert text.startswith("# Hermes ") and "promoted" in text.splitlines()[0]
     assert "# The strategy the daemon trades." in text  # the user's comments are kept
     assert (world.dir / "versions" / f"strategy-{before.version}.yaml").read_text() == STRATEGY_YAML.read_text()
     with world.factory() as s:
         live = store.latest_approval(s, "live")
-        exp = s.get(Experiment, promoted.decision.experiment_id)
+        statuses = {e.id: e.status for e in s.query(Experiment)}
     assert live.strategy_version == after.version  # inherited: apply mode was approved with --live
-    assert exp.status == "promoted"
-    # the next challenger starts from the promoted version
-    if promoted.proposal is not None:
-        assert promoted.strategy_version == after.version
+    assert statuses[winners[0].experiment_id] == "promoted"
+    old = {r[0] for r in world.running()} & set(statuses)
+    assert all(statuses[i] in ("promoted", "stopped") for i in statuses if i not in old)
+    # new experiments start from the promoted version
+    assert promoted.strategy_version == after.version
+    with world.factory() as s:
+        assert all(e.baseline_version == after.version for e in experiments.running(s))
 
 
-def test_a_failing_goal_halts_and_rolls_back_to_the_last_good_version(world, tmp_path):
+def test_a_failing_goal_halts_and_learning_goes_on_until_resume_applies_the_fix(world):
     world.drive(0, 1500)
     world.review(1500)  # version A, not failing under the loose goals
     world.approve()
     good = load_strategy_config(world.path).version
     world.path.write_text(world.path.read_text().replace("fast: 20", "fast: 30"))
     world.drive(1500, 2000)
-    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 15.0}}, "review": {"lookback_days": 60}})
+    world.goals = FAILING
     result = world.review(2000)
-    assert result.scorecard.verdict == "failing"
-    assert result.decision.action == "rollback" and result.decision.challenger_version == good
-    assert load_strategy_config(world.path).version == good
+    assert result.scorecard.verdict == "failing" and result.halted.startswith("Hermes: failure threshold breached")
+    assert result.fix.action == "rollback" and result.fix.challenger_version == good and not result.fix.applied
+    assert load_strategy_config(world.path).version != good  # nothing applied while halted
+    # learning goes on: experiments aimed at the breached metric trade on paper while halted
+    assert result.proposals and all(p.metric == "sharpe" for p in result.proposals)
+    running = world.running()
+    assert running
+    world.drive(2000, 2200)
     with world.factory() as s:
-        state = s.get(DaemonState, "main")
-    assert state.state == "halted" and "Hermes: failure threshold breached (sharpe" in state.reason
+        assert s.get(DaemonState, "main").state == "halted"
+        assert len(store.equity_of(s, running[0][3])) == 200  # the shadow books traded
+        assert pending_fix(s, "main").challenger_version == good
+    applied = apply_pending_fix(world.factory, world.path, world.dir, "main", world.btc.index[2199].to_pydatetime())
+    assert applied.startswith("rollback") and load_strategy_config(world.path).version == good
 
 
-def test_a_failing_goal_in_read_only_mode_halts_nothing(world):
+def test_a_failing_read_only_review_changes_nothing_even_with_a_version_to_roll_back_to(world):
     world.drive(0, 1500)
-    world.goals = Goals.model_validate({"failure": {"thresholds": {"sharpe": 15.0}}, "review": {"lookback_days": 60}})
+    world.review(1500)  # version A, read-only, not failing
+    good = load_strategy_config(world.path).version
+    world.path.write_text(world.path.read_text().replace("fast: 20", "fast: 30"))
+    world.drive(1500, 2000)
+    world.goals = FAILING
     before = world.path.read_text()
-    result = world.review(1500)
+    result = world.review(2000)
     assert result.scorecard.verdict == "failing" and result.mode == "read_only"
-    assert "read-only: the daemon would be halted" in result.decision.reason
-    assert not result.decision.applied and world.path.read_text() == before
+    assert result.fix.challenger_version == good and not result.fix.applied  # what it would propose
+    assert "read-only: the daemon would be halted" in result.fix.reason
+    assert world.path.read_text() == before and result.halted is None
     with world.factory() as s:
         assert s.get(DaemonState, "main").state == "running"
+        assert s.query(Experiment).count() == 0
+        assert pending_fix(s, "main") is None
 
 
-def test_no_experiment_starts_while_the_daemon_is_halted(world):
+def test_a_revoked_approval_stops_the_experiments_and_promotes_nothing(world, monkeypatch):
     world.drive(0, 1500)
     world.review(1500)
     world.approve()
+    world.drive(1500, 2300)
+    assert world.review(2300).proposals
+    ids = [r[0] for r in world.running()]
+    with world.factory.begin() as s:
+        for a in s.query(Approval).filter_by(kind="hermes_apply"):
+            a.revoked_at = world.btc.index[2300].to_pydatetime()
+    world.drive(2300, 2700)
+    strong_evidence(monkeypatch)
+    before = world.path.read_text()
+    result = world.review(2700)
+    assert result.mode == "read_only" and world.path.read_text() == before
+    assert {d.experiment_id for d in result.decisions} == set(ids)
+    assert all(d.action == "stop" and not d.applied for d in result.decisions)
+    with world.factory() as s:
+        assert {e.status for e in s.query(Experiment)} == {"stopped"}
+
+
+def test_experiments_go_on_while_the_daemon_is_halted_by_hand(world):
+    world.drive(0, 1500)
+    world.review(1500)
+    world.approve()
+    world.drive(1500, 2300)
+    world.review(2300)
+    running = world.running()
     with world.factory.begin() as s:
         state = s.get(DaemonState, "main")
         state.state, state.reason = "halted", "by hand"
-    world.drive(1500, 2300)
-    result = world.review(2300)
-    assert result.decision.action == "none" and "halted (by hand)" in result.decision.reason
-    with world.factory() as s:
-        assert s.query(Experiment).count() == 0
+    world.drive(2300, 2700)
+    result = world.review(2700)
+    assert result.halted == "by hand"
+    assert {d.experiment_id for d in result.decisions} >= {r[0] for r in running}
+    assert all(d.action != "stop" for d in result.decisions)
 
 
 def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):

@@ -13,13 +13,10 @@ from hypothesis import strategies as st
 
 from hermes.stats import (
     BootstrapResult,
-    Decision,
-    decide,
     deflated_sharpe,
     expected_max_sharpe,
     paired_block_bootstrap,
     probabilistic_sharpe,
-    sidak_alpha,
 )
 
 SAMPLE = [0.01, -0.02, 0.015, 0.03, -0.005, 0.02, -0.01, 0.005]
@@ -36,29 +33,6 @@ def paired_noise(seed: int, n: int, edge: float = 0.0) -> tuple[np.ndarray, np.n
 def binomial_band(trials: int, p: float, z: float = 3.5) -> tuple[float, float]:
     sd = math.sqrt(p * (1 - p) / trials)
     return p - z * sd, p + z * sd
-
-
-# --------------------------------------------------------------------------- Šidák
-
-
-def test_sidak_golden_values() -> None:
-    assert sidak_alpha(0.05, 1) == pytest.approx(0.05, rel=1e-15)
-    # 1 - 0.95^(1/10) and 1 - 0.95^(1/100), evaluated independently.
-    assert sidak_alpha(0.05, 10) == pytest.approx(0.0051161968918237, rel=1e-12)
-    assert sidak_alpha(0.05, 100) == pytest.approx(0.0005128014162623, rel=1e-12)
-    for trials in (1, 2, 7, 50):
-        a1 = sidak_alpha(0.1, trials)
-        assert (1 - a1) ** trials == pytest.approx(0.9, rel=1e-12)  # the FWER is exactly alpha
-    assert sidak_alpha(0.0, 5) == 0.0 and sidak_alpha(1.0, 5) == 1.0
-
-
-@pytest.mark.parametrize("alpha, trials", [(0.05, 0), (0.05, -1), (0.05, 2.5), (1.5, 3), (-0.1, 3)])
-def test_sidak_rejects_bad_input(alpha: float, trials: float) -> None:
-    with pytest.raises(ValueError):
-        sidak_alpha(alpha, trials)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------- PSR / DSR
 
 
 def psr_by_hand(returns: list[float], sr_star: float) -> float:
@@ -198,8 +172,6 @@ def test_false_positive_rate_under_h0() -> None:
     rate = float(np.mean(p < 0.05))
     lo, hi = binomial_band(seeds, 0.05)  # 3.5 sd: [0.0, 0.104] for 200 draws
     assert lo <= rate <= hi, rate
-    sidak_rate = float(np.mean(p < sidak_alpha(0.05, 10)))
-    assert sidak_rate < 0.05 and sidak_rate <= rate
     # p is roughly uniform under H0: a quarter of the mass in each quartile, loosely.
     assert np.all(np.abs(np.histogram(p, bins=4, range=(0, 1))[0] / seeds - 0.25) < 0.1)
 
@@ -250,54 +222,3 @@ def test_bootstrap_properties(pairs: list[tuple[float, float]], block: int | Non
     # Same resamples mirrored: "at least as large" and "at least as small" cover every draw.
     if len(pairs) >= 2:
         assert fwd.p_value + rev.p_value >= 1.0
-
-
-# --------------------------------------------------------------------------- decide
-
-RULES = dict(variants_tried=10, min_bars=500, max_cycles=4)
-
-
-def test_decide_promotes_a_clear_edge() -> None:
-    c, b = paired_noise(6, 1000, edge=0.0005)
-    d = decide(c, b, cycles_run=1, **RULES)
-    assert isinstance(d, Decision) and d.action == "promote"
-    ev = d.evidence
-    assert ev["p_value"] < ev["alpha_adjusted"] == pytest.approx(sidak_alpha(0.05, 10))
-    assert {"n", "block", "mean_diff", "p_value", "alpha_adjusted", "variants_tried", "cycles_run"} <= set(ev)
-    assert json.loads(json.dumps(ev)) == ev
-    assert "1,000" in d.reason and f"{ev['alpha_adjusted']:.4f}" in d.reason
-
-
-def test_decide_rejects_a_clearly_worse_challenger() -> None:
-    c, b = paired_noise(7, 1000, edge=-0.0005)
-    d = decide(c, b, cycles_run=1, **RULES)
-    assert d.action == "reject" and "clearly worse" in d.reason
-    assert d.evidence["mean_diff"] < 0 and d.evidence["p_value_worse"] < 0.05
-
-
-def test_decide_waits_for_enough_bars() -> None:
-    c, b = paired_noise(8, 200, edge=0.0005)  # strong, but fewer than min_bars
-    d = decide(c, b, cycles_run=1, **RULES)
-    assert d.action == "continue" and "200 of the 500" in d.reason
-
-
-def test_decide_sidak_blocks_a_marginal_win() -> None:
-    # Find a noise sample whose one-test p lands between the Šidák level and alpha.
-    for seed in range(200):
-        c, b = paired_noise(seed, 600)
-        p = paired_block_bootstrap(c, b).p_value
-        if sidak_alpha(0.05, 10) < p < 0.05:
-            break
-    else:  # pragma: no cover
-        pytest.fail("no marginal sample found")
-    assert decide(c, b, cycles_run=1, **{**RULES, "variants_tried": 1}).action == "promote"
-    assert decide(c, b, cycles_run=1, **RULES).action == "continue"
-    timed_out = decide(c, b, cycles_run=4, **RULES)
-    assert timed_out.action == "reject" and "4 of 4 cycles" in timed_out.reason
-
-
-def test_decide_is_deterministic_and_validates() -> None:
-    c, b = paired_noise(9, 600)
-    assert decide(c, b, cycles_run=2, **RULES) == decide(c, b, cycles_run=2, **RULES)
-    with pytest.raises(ValueError):
-        decide(c, b, cycles_run=0, variants_tried=0, min_bars=10, max_cycles=3)
