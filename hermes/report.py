@@ -40,11 +40,14 @@ MODES = {"read_only": "read-only", "apply": "apply"}
 # The evidence dict comes from the experiment statistics; these keys get friendly labels and
 # lead the table, in this order. Anything else follows under its own name.
 EVIDENCE = {
+    # the evidence of reviews written before the sequential test (kept readable)
+    "n_bars": "bars compared", "bars": "bars compared", "mean_diff": "mean difference", "p_value": "p-value",
+    "alpha_adjusted": "adjusted alpha", "variants": "variants tried", "variants_tried": "variants tried",
     "claim": "claim (goal metric)", "statistic": "paired statistic", "effect": "effect",
     "n": "bars compared (held-out + forward)", "forward_bars": "forward bars", "prior_bars": "held-out bars",
     "days": "days of shadow trading", "mean_statistic": "mean statistic per bar",
     "e_value": "e-value (evidence for the claim)", "threshold": "e-value needed (1/alpha)",
-    "alpha": "level alpha", "e_value_worse": "e-value of harm", "reject_threshold": "harm needed to reject",
+    "alpha": "level alpha", "adjusted_alpha": "adjusted alpha", "e_value_worse": "e-value of harm", "reject_threshold": "harm needed to reject",
 }
 
 
@@ -154,6 +157,10 @@ def _proposal_line(p: Proposal | None) -> str:
     return f"{p.variable} {format_number(p.baseline_value)} → {format_number(p.value)}"
 
 
+def _proposals(result: CycleResult) -> tuple[Proposal, ...]:
+    return result.proposals or ((result.proposal,) if result.proposal is not None else ())
+
+
 def _decision_line(d: ExperimentDecision, mode: str) -> str:
     if d.action == "none":
         return "none"
@@ -194,7 +201,7 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
         + (f" · review #{result.review_id}" if result.review_id is not None else " · dry run (not recorded)"))
     add("")
     add(f"**Summary:** verdict {STATUS[card.verdict]} · decision: {_cell(_decision_line(d, result.mode))}"
-        f" · proposals: {_cell(', '.join(_proposal_line(q) for q in result.proposals) or 'none')}")
+        f" · proposals: {_cell(', '.join(_proposal_line(q) for q in _proposals(result)) or 'none')}")
     add("")
 
     add("## Scorecard against your goals")
@@ -248,14 +255,39 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
 
     add("## Experiments")
     add("")
-    decisions = list(result.decisions) or ([d] if d.action != "none" else [])
-    if not decisions:
-        add(f"{_cell(d.reason)}")
+    add(f"**Decision: {d.action}**" + (f" (experiment #{d.experiment_id})" if d.experiment_id is not None else ""))
+    add("")
+    add(f"Reason: {_cell(d.reason)}")
+    add("")
+    if d.variable is not None or d.challenger_version is not None:
+        add(f"- Change: {_cell(d.variable)} = {format_number(d.value)}")
+        add(f"- Baseline {_cell(d.baseline_version)} vs challenger {_cell(d.challenger_version)}")
         add("")
-    if decisions:
+    if d.evidence.get("why"):
+        add(f"Tested with {_cell(d.evidence['why'])}.")
+        add("")
+    rows = [(n, v) for n, v in _evidence_rows(d.evidence) if n not in ("why", "challenger", "control")]
+    for side in ("challenger", "control"):
+        shown = d.evidence.get(side)
+        if isinstance(shown, dict):
+            rows.append((f"{side} (forward)", ", ".join(f"{label(k)} {format_metric(k, v)}" for k, v in shown.items())))
+    if rows:
+        add("| evidence | value |")
+        add("|---|---:|")
+        for name, value in rows:
+            add(f"| {_cell(name)} | {_cell(value)} |")
+        add("")
+    if d.action != "none":
+        add("**applied**" if d.applied else
+            ("read-only: recorded as what would have happened" if result.mode == "read_only"
+             else "nothing applied this cycle"))
+        add("")
+    if len(result.decisions) > 1:
+        add("Every experiment judged this cycle:")
+        add("")
         add("| # | change | claim | decision | e-value | needed | forward bars | days |")
         add("|---:|---|---|---|---:|---:|---:|---:|")
-        for x in decisions:
+        for x in result.decisions:
             e = x.evidence
             add(f"| {x.experiment_id if x.experiment_id is not None else NA} "
                 f"| {_cell(x.variable or NA)} → {format_number(x.value)} | {_cell(label(e.get('claim', NA)))} "
@@ -263,29 +295,9 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
                 f"| {format_number(e.get('threshold'))} | {format_number(e.get('forward_bars'))} "
                 f"| {format_number(e.get('days'))} |")
         add("")
-    for x in decisions:
-        add(f"### {x.action}" + (f": experiment #{x.experiment_id}" if x.experiment_id is not None else ""))
-        add("")
-        add(f"Reason: {_cell(x.reason)}")
-        add("")
-        if x.evidence.get("why"):
-            add(f"Tested with {_cell(x.evidence['why'])}.")
-            add("")
-        rows = [(n, v) for n, v in _evidence_rows(x.evidence) if n not in ("why", "challenger", "control")]
-        for side in ("challenger", "control"):
-            shown = x.evidence.get(side)
-            if isinstance(shown, dict):
-                rows.append((f"{side} (forward)", ", ".join(f"{label(k)} {format_metric(k, v)}"
-                                                            for k, v in shown.items())))
-        if rows:
-            add("| evidence | value |")
-            add("|---|---:|")
-            for name, value in rows:
-                add(f"| {_cell(name)} | {_cell(value)} |")
-            add("")
-        add("**applied**" if x.applied else
-            ("read-only: recorded as what would have happened" if result.mode == "read_only"
-             else "nothing applied this cycle"))
+        for x in result.decisions:
+            if x is not d:
+                add(f"- #{x.experiment_id} {_cell(x.action)}: {_cell(x.reason)}")
         add("")
 
     add("## Proposals")
@@ -304,18 +316,19 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
             f"earned {format_number(spend['earned'])}, spent {format_number(spend['spent'])}, "
             f"available {format_number(spend['available'])}.")
         add("")
-    if not result.proposals:
-        add("No new experiment this cycle.")
+    if not _proposals(result):
+        add("No proposal this cycle.")
     else:
         add("| variable | from | to | claim | chosen by | candidates tried | new version |")
         add("|---|---:|---:|---|---|---:|---|")
-        for q in result.proposals:
+        for q in _proposals(result):
             add(f"| {_cell(q.variable)} | {format_number(q.baseline_value)} | {format_number(q.value)} "
                 f"| {_cell(label(q.metric))} | {'Claude' if q.chosen_by == 'claude' else 'rules'} "
                 f"| {q.candidates_tried:,} | {_cell(q.version)} |")
         add("")
-        for q in result.proposals:
-            add(f"Rationale for {_cell(q.variable)} → {format_number(q.value)}:")
+        for q in _proposals(result):
+            add("Rationale:" if len(_proposals(result)) == 1 else
+                f"Rationale for {_cell(q.variable)} → {format_number(q.value)}:")
             add("")
             text = q.rationale.strip()
             if len(text) > RATIONALE_LIMIT:
@@ -452,7 +465,7 @@ def render_terminal(result: CycleResult) -> None:
         decision.add_row("applied", "yes" if d.applied else
                          ("no (read-only: what would have happened)" if result.mode == "read_only" else "no"))
     decision.add_row("proposals", Text(", ".join(f"{_proposal_line(q)} (claim {label(q.metric)}, by {q.chosen_by})"
-                                                  for q in result.proposals) or "none"))
+                                                  for q in _proposals(result)) or "none"))
     if result.fix is not None:
         decision.add_row("proposed fix", Text(f"{result.fix.action} {result.fix.challenger_version or ''}: "
                                               f"{result.fix.reason}"))

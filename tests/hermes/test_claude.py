@@ -229,9 +229,9 @@ def test_request_carries_model_tool_forced_tool_choice_scorecard_and_candidates(
     [turn] = body["messages"]
     prompt = turn["content"]
     assert turn["role"] == "user"
-    assert "| 1 | stake_fraction | 0.05 | 0.1 | 5 | sharpe | +0.05 | 3/5 | 0.8 | 0.7 |" in prompt
+    assert "| 1 | stake_fraction | 0.05 | 0.1 | 5 | sharpe | +0.05 | 3/5 | n/a | 0.8 | 0.7 |" in prompt
     assert "| 2 | stake_fraction | 0.15 |" in prompt
-    assert "| 3 | slow_window | 60.0 | 50 | 5 | sharpe | +0.21 | 4/5 | 1.1 | 0.91 |" in prompt
+    assert "| 3 | slow_window | 60.0 | 50 | 5 | sharpe | +0.21 | 4/5 | n/a | 1.1 | 0.91 |" in prompt
     assert "Verdict: not_yet" in prompt and "Weakest goal (the metric this cycle tries to move): sharpe" in prompt
     assert "| sharpe | success | 1 | 0.62 | not_yet | 0.38 |" in prompt
     assert SUMMARY in prompt

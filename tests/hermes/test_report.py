@@ -65,7 +65,7 @@ def promoted() -> CycleResult:
     decision = ExperimentDecision(
         experiment_id=7, action="promote", reason="challenger beat baseline out of sample",
         baseline_version="a1b2c3d4", challenger_version="e5f6a7b8", variable="fast_window", value=12.0,
-        evidence={"n_bars": 1344, "mean_diff": 0.000123, "p_value": 0.0042, "alpha": 0.0083, "variants": 6,
+        evidence={"n_bars": 1344, "mean_diff": 0.000123, "p_value": 0.0042, "alpha_adjusted": 0.0083, "variants": 6,
                   "method": "paired t-test"},
         applied=True)
     return CycleResult(review_id=12, time=WHEN, mode="apply", strategy_version="e5f6a7b8",
@@ -125,7 +125,7 @@ def test_read_only_without_experiment(read_only: CycleResult) -> None:
     assert "realised 6.1 bps vs modeled 5.0 bps" in md
     assert "**Decision: none**" in md and "no experiment running" in md
     assert "read-only: recorded" not in md and "**applied**" not in md  # nothing happened to record
-    assert row(md, "slow\\_window", "50", "60", "Claude", "6", "v-b2c3")
+    assert row(md, "slow\\_window", "50", "60", "Sharpe", "Claude", "6", "v-b2c3")
     assert "> Slower exits held winners longer in 5 of 6 folds." in md
     assert "![" not in md  # no chart
 
@@ -160,7 +160,7 @@ def test_failing_verdict_with_rollback(failing: CycleResult) -> None:
     assert "**Decision: rollback**" in md
     assert row(md, "p-value", "n/a")
     assert "read-only: recorded as what would have happened" in md
-    assert row(md, "stop\\_loss", "n/a", "0.03", "rules", "4")
+    assert row(md, "stop\\_loss", "n/a", "0.03", "Sharpe", "rules", "4")
 
 
 # ---------------------------------------------------------------- escaping
