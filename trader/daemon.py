@@ -397,9 +397,25 @@ class Service:
         log.error("HALTED: %s", reason, extra={"event": "halted"})
 
     # -- lifecycle -------------------------------------------------------------------------
+    def add_jobs(self, scheduler, now: datetime):
+        """The tick job (and Hermes' review); returns the tick job."""
+        from .schedule import CandleCloseTrigger, tick_until_current
+
+        trigger = CandleCloseTrigger(self.timeframe, self.options.settle_seconds)
+        clock = lambda: datetime.now(timezone.utc)  # noqa: E731
+        # one job, so ticks never overlap; its first run is now, to catch up on the last close
+        job = scheduler.add_job(tick_until_current, trigger, args=(self.tick, trigger, clock, self.stop.is_set),
+                                id="tick", max_instances=1, coalesce=True,
+                                misfire_grace_time=max(30, self.timeframe // 2), next_run_time=now)
+        if self.goals is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            scheduler.add_job(self.review, CronTrigger.from_crontab(self.goals.review.cron, timezone=timezone.utc),
+                              id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
+        return job
+
     def run(self) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
 
         from .health import HealthServer
         from .status import health, snapshot
@@ -435,17 +451,7 @@ class Service:
                  extra={"event": "started"})
         self.settle_pending()  # reconcile before anything new is decided
         scheduler = BackgroundScheduler(timezone=timezone.utc)
-        first = _next_close(datetime.now(timezone.utc), self.timeframe) + timedelta(seconds=self.options.settle_seconds)
-        # one job, so ticks never overlap; its first run is now, to catch up on the last close
-        scheduler.add_job(self.tick, IntervalTrigger(seconds=self.timeframe, start_date=first, timezone=timezone.utc),
-                          id="tick", max_instances=1, coalesce=True,
-                          misfire_grace_time=max(30, self.timeframe // 2),
-                          next_run_time=datetime.now(timezone.utc))
-        if self.goals is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            scheduler.add_job(self.review, CronTrigger.from_crontab(self.goals.review.cron, timezone=timezone.utc),
-                              id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
+        self.add_jobs(scheduler, datetime.now(timezone.utc))
         scheduler.start()
         try:
             while not self.stop.wait(1.0):
@@ -470,7 +476,3 @@ class Service:
 
 _STOP_SETTLE_SECONDS = 8.0
 
-
-def _next_close(now: datetime, seconds: int) -> datetime:
-    epoch = int(now.timestamp())
-    return datetime.fromtimestamp((epoch // seconds + 1) * seconds, tz=timezone.utc)
