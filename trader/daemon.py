@@ -128,6 +128,7 @@ def run_replay(options: RunOptions, stop: threading.Event | None = None,
     require_history(frame, config, str(options.replay))
     if loaded is not None:
         loaded()
+    lock = None if options.database_url else _ReplayLock(data_dir())  # held until this replay ends
     url = options.database_url or _fresh_replay_db()
     ledger = open_ledger(url)
     _, quote = split_symbol(config.symbol)
@@ -170,13 +171,44 @@ def run_replay(options: RunOptions, stop: threading.Event | None = None,
     with sessions(ledger)() as s:
         summary = _summary(s, options.book, config, ticks, elapsed)
     summary["database"] = url
+    if lock is not None:
+        lock.release()
     return summary
+
+
+class _ReplayLock:
+    """One replay at a time per data directory: a second one would delete the first's ledger
+    under it. An flock, so a killed replay never leaves it behind."""
+
+    def __init__(self, folder: Path) -> None:
+        import fcntl
+
+        path = Path(folder) / "replay.lock"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.handle = open(path, "a+")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be created ({exc.strerror}); expected a writable data directory "
+                             "(set TRADER_DATA_DIR)") from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise InputError(f"{folder}: another replay is running in this data directory; wait for it, or "
+                             "set TRADER_DATA_DIR to another folder") from None
+
+    def release(self) -> None:
+        self.handle.close()
 
 
 def _fresh_replay_db() -> str:
     path = data_dir() / "replay.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot replace the last replay's ledger ({exc.strerror}); expected a "
+                         "writable data directory (set TRADER_DATA_DIR)") from None
     return f"sqlite:///{path}"
 
 
