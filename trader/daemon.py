@@ -279,8 +279,10 @@ class Service:
             if self.options.live:
                 round_amount = self.adapter.round_amount
         except (TemporaryExchangeError, OperationalExchangeError) as exc:
-            if self.options.live:
-                raise
+            if self.options.live:  # the user's to fix (network, exchange, symbol): one line, exit 2
+                raise InputError(f"live trading refused: cannot load the market rules of {self.config.symbol} from "
+                                 f"{self.config.exchange}: {store.scrub(str(exc))}; check the network and the "
+                                 "exchange's status (and TRADER_EXCHANGE_URL, if set); nothing was traded") from None
             log.warning("market limits unavailable, paper trading without them: %s", exc)
         broker = LiveBroker(self.adapter, base, quote) if self.options.live else PaperBroker(quote)
         self.limits = limits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -40,6 +41,22 @@ def test_live_is_refused_after_the_file_was_edited(tmp_path):
     assert "the live approval is for strategy version" in done.stderr and "(it was edited)" in done.stderr
     assert KEYS["EXCHANGE_API_KEY"] not in done.stderr + done.stdout
     assert KEYS["EXCHANGE_API_SECRET"] not in done.stderr + done.stdout
+
+
+def test_live_with_the_exchange_unreachable_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "strategy.yaml"
+    config.write_text(STRATEGY_YAML.read_text().replace("exchange: coinbase", "exchange: binance")
+                      .replace("symbol: BTC/USD", "symbol: BTC/USDT"))
+    assert trader("approve", "--live", "--yes", "--config", config, data_dir=tmp_path).returncode == 0
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    done = trader("run", "--live", "--config", config, "--goals", tmp_path / "none.yaml",
+                  env={**KEYS, "TRADER_EXCHANGE_URL": url}, data_dir=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
+    assert "cannot load the market rules of BTC/USDT from binance" in line and "NetworkError" in line
+    assert "check the network" in line and "nothing was traded" in line
 
 
 def test_approve_asks_and_refuses_without_a_terminal(tmp_path):
