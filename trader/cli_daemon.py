@@ -21,6 +21,8 @@ def add_commands(sub) -> None:
     run.add_argument("--settle", type=float, default=5.0, help="seconds after a candle closes before the tick (default: 5)")
     run.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (default in containers)")
     run.add_argument("--log-text", dest="log_json", action="store_false", help="plain text log lines")
+    run.add_argument("--verbose", action="store_true",
+                     help="also the libraries' INFO lines (migrations, scheduler, HTTP); default: their warnings only")
     run.set_defaults(handler=_run)
 
     status = sub.add_parser("status", help="what the daemon is doing, from the ledger")
@@ -56,9 +58,12 @@ def _files(parser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from .daemon import RunOptions, Service, run_replay
-    from .logs import default_json, setup_logging
+    from .logs import default_json, quiet_libraries, setup_logging
 
-    setup_logging(json_lines=default_json() if args.log_json is None else args.log_json)
+    # a replay's result is its JSON summary on stdout (`| jq`); its log lines go to stderr
+    setup_logging(json_lines=default_json() if args.log_json is None else args.log_json,
+                  stream=sys.stderr if args.replay else None)
+    quiet_libraries(args.verbose)
     speed = None
     if args.speed != "max":
         try:

@@ -228,7 +228,22 @@ def _summary(session, book: str, config: StrategyConfig, ticks: int, elapsed: fl
         "total_return": final / config.capital - 1.0,
         "open_position": position.qty if position else 0.0,
         "strategy_version": config.version,
+        "halted": _kill_switch(session, book),
     }
+
+
+def _kill_switch(session, book: str) -> dict | None:
+    """When and why the drawdown kill switch stopped the replay (why it differs from a
+    backtest, which has none); None when it never did."""
+    from sqlalchemy import select
+
+    event = session.scalars(select(store.Event).where(store.Event.book == book, store.Event.kind == "halted")
+                            .order_by(store.Event.id)).first()
+    if event is None:
+        return None
+    data = event.data or {}
+    return {"bar_time": data.get("bar_time"), "reason": event.message, "equity": data.get("equity"),
+            "peak_equity": data.get("peak")}
 
 
 # -- the service ------------------------------------------------------------------------------

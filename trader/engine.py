@@ -153,7 +153,8 @@ class Engine:
         breach = self.risk.drawdown_breach(equity, peak)
         if breach and state.state != "halted":
             state.state, state.reason = "halted", breach
-            store.record_event(s, "halted", breach, self.book, {"equity": equity, "peak": peak})
+            store.record_event(s, "halted", breach, self.book,
+                               {"equity": equity, "peak": peak, "bar_time": bar_time.isoformat()})
             log.warning("HALTED: %s", breach, extra={"event": "halted"})
         store.record_equity(s, book=self.book, time=bar_time, equity=equity, cash=cash.free,
                             qty=position.qty, price=c, target=target, strategy_version=self.config.version)

@@ -266,6 +266,17 @@ def setup_logging(
     return handler
 
 
+# chatty at INFO (migrations, job runs, HTTP calls): shown with --verbose only
+LIBRARY_LOGGERS = ("alembic", "apscheduler", "ccxt", "httpx", "httpcore", "urllib3", "numba", "matplotlib",
+                   "anthropic", "asyncio")
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Libraries' loggers at WARNING (their INFO lines drown the daemon's), or all of them with `verbose`."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
 def default_json(environ: Mapping[str, str] | None = None) -> bool:
     """The CLI's default for `--log-json`: JSON lines in a container, text on a terminal.
 

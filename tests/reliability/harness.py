@@ -265,7 +265,8 @@ class Daemon:
         self.stderr_path = log_dir / "daemon.stderr"
         self.stdout_path = log_dir / "daemon.stdout"
         args = [PYTHON, "-m", "trader.cli", "run", "--config", str(config),
-                "--goals", str(goals or (log_dir / "no-goals.yaml")), "--settle", str(settle), "--log-json"]
+                "--goals", str(goals or (log_dir / "no-goals.yaml")), "--settle", str(settle), "--log-json",
+                "--verbose"]  # APScheduler's "Running job" lines mark when a tick starts
         if live:
             args.insert(4, "--live")
         self._stderr = open(self.stderr_path, "a", encoding="utf-8")

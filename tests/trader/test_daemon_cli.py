@@ -69,12 +69,13 @@ def test_replay_status_halt_and_resume(tmp_path):
     done = trader("run", "--replay", BTC_1H, "--config", STRATEGY_YAML, "--goals", tmp_path / "none.yaml",
                   "--log-json", data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["ticks"] == 3000 and summary["trades"] == 28
+    summary = json.loads(done.stdout)  # stdout is the summary alone (`| jq` works)
+    assert summary["ticks"] == 3000 and summary["trades"] == 28 and summary["halted"] is None
     assert summary["final_equity"] == pytest.approx(24707.075206599715, rel=1e-12)
-    # the log lines before the summary are JSON, one event per line
-    logs = [json.loads(line) for line in done.stdout.strip().splitlines()[:-1]]
+    # the log lines go to stderr, JSON, one event per line, without the libraries' INFO lines
+    logs = [json.loads(line) for line in done.stderr.strip().splitlines()]
     assert len(logs) > 50 and {"order_intent", "order_filled"} <= {entry.get("event") for entry in logs}
+    assert not [entry for entry in logs if entry["level"] == "INFO" and not entry["logger"].startswith("trader")]
     assert db.exists()
 
     env = {"DATABASE_URL": f"sqlite:///{db}"}
@@ -89,6 +90,21 @@ def test_replay_status_halt_and_resume(tmp_path):
     assert snap["state"] == "running" and snap["last_event"]["kind"] == "resumed"
     table = trader("status", env=env, data_dir=tmp_path)
     assert "running" in table.stdout and "f67d3370f38b" in table.stdout
+
+
+def test_a_replay_halted_by_the_kill_switch_says_when_and_why(tmp_path):
+    goals = tmp_path / "goals.yaml"
+    goals.write_text((ROOT / "config" / "goals.yaml").read_text().replace(
+        "max_drawdown: 0.15   #", "max_drawdown: 0.05   #"))
+    done = trader("run", "--replay", BTC_1H, "--config", STRATEGY_YAML, "--goals", goals, "--log-text",
+                  data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    halted = summary["halted"]
+    assert halted is not None and "drawdown" in halted["reason"]
+    assert halted["equity"] < halted["peak_equity"] * 0.95  # the 5% threshold, breached
+    assert "2017-07-01" <= halted["bar_time"] <= "2017-12-31"
+    assert "HALTED" in done.stderr and "HALTED" not in done.stdout
 
 
 def test_halt_before_any_run_is_a_clear_error(tmp_path):

@@ -165,6 +165,8 @@ def test_sigterm_during_a_tick_finishes_it_and_exits_0(exchange, strategy_file, 
     lines = seen + [json.loads(line) for line in out.splitlines()]
     kinds = [line.get("event") for line in lines]
     assert kinds.index("stopping") < kinds.index("tick") < kinds.index("stopped")
+    # no INFO lines of alembic's migrations or APScheduler's jobs without --verbose
+    assert [line for line in lines if line["level"] == "INFO" and not line["logger"].startswith("trader")] == []
     for secret in (KEY, SECRET):
         assert secret not in out and secret not in err and secret not in json.dumps(seen)
     factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'trader.db'}"))
