@@ -90,6 +90,7 @@ def _cli_args(mutation: M.Mutation, command: str, folder: Path) -> list[str]:
     return ["run", "--replay", str(DATA), "--config", str(config), "--goals", str(goals)]
 
 
+@pytest.mark.long  # a dozen CLI processes; every mutation also runs in-process above
 def test_a_sample_through_the_real_cli(tmp_path):
     by_id = {m.id: m for m in MUTATIONS}
     jobs = []

@@ -80,7 +80,11 @@ def drive(exchange, svc, injections, start=20, after=30, limit=399):
     return ticks
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# the same order left in doubt as "500 on the order", through a proxy: CI's long run only
+LONG = {"504 from a proxy on the order"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.long) if n in LONG else n for n in CASES])
 def test_each_fault_keeps_the_daemon_running_and_consistent(rig, name):
     injections, retry_after = CASES[name]
     exchange, svc = rig()

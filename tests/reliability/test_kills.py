@@ -7,10 +7,13 @@ benchmarks/chaos.py runs the same with 50+ kills at random points."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from trader.localexchange import faults
 
 from . import harness as H
+
+pytestmark = pytest.mark.long  # the real daemon killed and restarted, about 30 s
 
 # (mode, delay): the order path three ways (at once after the intent is logged, a few ms
 # later, and mid-tick), a random instant, and a death during start-up's reconciliation

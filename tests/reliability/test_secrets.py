@@ -92,6 +92,7 @@ def ledger_text(url: str) -> tuple[dict[str, str], int]:
     return out, columns
 
 
+@pytest.mark.long  # a whole live session, then Hermes: about 15 s
 def test_no_secret_in_any_output(tmp_path):
     model = EchoingModel()
     world = H.LiveWorld(tmp_path / "data", seed=5,

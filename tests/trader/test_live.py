@@ -258,13 +258,16 @@ def test_a_refused_stop_loss_is_sent_again_under_its_own_id(btc, live_config, tm
         with rig.factory() as s:
             return [o for o in s.query(store.Order) if o.reason == "stop_loss" and o.bar_time >= since]
 
+    # the run without a refusal (the twin the refused run must end up equal to)
     with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as clean:
-        rig = Rig(clean, config, f"sqlite:///{tmp_path / 'clean.db'}")
+        twin = Rig(clean, config, f"sqlite:///{tmp_path / 'clean.db'}")
         # a stop while the strategy still wants the position: a retried exit must not re-enter
         first = next(i for i in range(40, 600)
-                     if (r := rig.step(i)).target == 1.0 and any(cid.endswith("-s") for cid in r.orders))
+                     if (r := twin.step(i)).target == 1.0 and any(cid.endswith("-s") for cid in r.orders))
         since = pd.Timestamp(clean.candles.open_time(first - 1), unit="ms", tz="UTC").to_pydatetime()
-        (expected,) = stops(rig)
+        (expected,) = stops(twin)
+        run(twin, first + 1, first + 60)
+        _, twin_orders = ledger_matches_exchange(twin)
 
     with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as ex:
         rig = Rig(ex, config, f"sqlite:///{tmp_path / 'refused.db'}")
@@ -283,8 +286,4 @@ def test_a_refused_stop_loss_is_sent_again_under_its_own_id(btc, live_config, tm
         run(rig, first + 1, first + 60)
         fills, orders = ledger_matches_exchange(rig)
         # and trading goes on as it did without the refusal
-        with LocalExchange(btc.iloc[:600], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as again:
-            twin = Rig(again, config, f"sqlite:///{tmp_path / 'twin.db'}")
-            run(twin, 40, first + 60)
-            _, twin_orders = ledger_matches_exchange(twin)
         assert [(o.client_order_id, o.status) for o in orders] == [(o.client_order_id, o.status) for o in twin_orders]
