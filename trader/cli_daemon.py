@@ -125,6 +125,20 @@ def _ledger():
     return sessions(open_ledger())
 
 
+def _liveness(factory, book: str, snap: dict) -> dict:
+    """Whether a daemon trades this book now (it holds the book's lock), and when one was last
+    seen: the ledger's state alone says 'running' long after a daemon stopped."""
+    from datetime import datetime, timezone
+
+    from .ledger.lock import daemon_alive
+
+    alive, holder = daemon_alive(factory.kw["bind"], book)
+    if alive:
+        return {"alive": True, "holder": holder or None, "last_seen": datetime.now(timezone.utc)}
+    seen = [t for t in (snap.get("last_tick"), (snap.get("last_event") or {}).get("time")) if t is not None]
+    return {"alive": alive, "holder": None, "last_seen": max(seen) if seen else None}
+
+
 def _status(args: argparse.Namespace) -> int:
     from .health import dumps
     from .ledger.models import MAIN_BOOK
@@ -133,8 +147,10 @@ def _status(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with _ledger()() as s:
+        factory = _ledger()
+        with factory() as s:
             snap = snapshot(s, MAIN_BOOK)
+        snap["daemon"] = _liveness(factory, MAIN_BOOK, snap)
     except SQLAlchemyError as exc:  # e.g. "database is locked" by a long write elsewhere
         print(f"error: the ledger cannot be read now: {_db_reason(exc)}; try again", file=sys.stderr)
         return 1
@@ -148,9 +164,17 @@ def _status(args: argparse.Namespace) -> int:
     table = Table(title="trader status", show_header=False)
     table.add_column("field")
     table.add_column("value")
+    daemon = snap["daemon"]
+    table.add_row("daemon", Text("running" + (f" ({daemon['holder']})" if daemon["holder"] else "") if daemon["alive"]
+                                 else "unknown (no lock on this database)" if daemon["alive"] is None
+                                 else "not running" + (f", last seen {daemon['last_seen']:%Y-%m-%d %H:%M:%S} UTC"
+                                                       if daemon["last_seen"] else "")))
     for key in ("mode", "state", "reason", "strategy_version", "symbol", "equity", "cash", "last_bar", "last_tick", "last_error"):
         if key in snap and snap[key] is not None:
-            table.add_row(key.replace("_", " "), Text(str(snap[key])))  # Text: never read as markup
+            value = str(snap[key])
+            if key == "state" and daemon["alive"] is False and value != "never started":
+                value += " (trading state; no daemon is running)"
+            table.add_row(key.replace("_", " "), Text(value))  # Text: never read as markup
     if "position" in snap:
         pos = snap["position"]
         table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))

@@ -201,10 +201,26 @@ def test_health_and_status_while_running(exchange, strategy_file, tmp_path):
         assert halted.returncode == 0, halted.stderr
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
         assert health.status_code == 503 and "halted: test" in health.json()["reason"]
+        alive = json.loads(status_cli(env, "--json").stdout)["daemon"]
+        assert alive["alive"] is True and alive["holder"] == f"pid {proc.pid} on {socket.gethostname()}"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+    stopped = time.time()
+    gone = json.loads(status_cli(env, "--json").stdout)
+    assert gone["daemon"]["alive"] is False and gone["last_event"]["message"] == "stopped by signal"
+    seen = pd.Timestamp(gone["daemon"]["last_seen"]).timestamp()
+    assert stopped - 10 < seen <= stopped  # when it stopped
+    table = status_cli(env).stdout
+    assert "not running, last seen" in table and "no daemon is running" in table
+
+
+def status_cli(env, *args):
+    done = subprocess.run([sys.executable, "-m", "trader.cli", "status", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def test_a_second_daemon_on_the_same_ledger_refuses_to_start(exchange, strategy_file, tmp_path):
