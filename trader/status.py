@@ -54,12 +54,14 @@ def health(session: Session, book: str, timeframe_seconds: int, now: datetime | 
         return False, "no tick yet"
     if state.state == "halted":
         return False, f"halted: {state.reason}"
+    # why the ticks are not coming, when the daemon knows (an unreachable exchange, say)
+    why = f"; last error: {state.last_error}" if state.last_error else ""
     if state.last_tick_at is None:
-        return False, "no tick yet"
+        return False, "no tick yet" + why
     allowed = timedelta(seconds=2 * timeframe_seconds + settle_seconds + 60)
     age = now - state.last_tick_at
     if age > allowed:
-        return False, f"last tick {int(age.total_seconds())} s ago (allowed {int(allowed.total_seconds())} s)"
+        return False, f"last tick {int(age.total_seconds())} s ago (allowed {int(allowed.total_seconds())} s)" + why
     return True, f"last tick {int(age.total_seconds())} s ago"
 
 

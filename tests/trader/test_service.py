@@ -129,6 +129,24 @@ def test_an_operational_error_halts(exchange, strategy_file, tmp_path):
     assert state.state == "halted" and "OperationalExchangeError" in state.reason
 
 
+def test_health_before_the_first_tick_says_why_none_came(strategy_file, tmp_path, monkeypatch):
+    from trader.status import health
+
+    port = free_port()  # nobody listens there: the exchange is unreachable
+    environ = {"TRADER_EXCHANGE_URL": f"http://127.0.0.1:{port}", "TRADER_DATA_DIR": str(tmp_path)}
+    service = Service(RunOptions(config_path=strategy_file, database_url=f"sqlite:///{tmp_path / 'trader.db'}"),
+                      environ)
+    monkeypatch.setattr(service.stop, "wait", lambda seconds: False)  # the retries without the waiting
+    try:
+        service.tick()
+        with service.factory() as s:
+            ok, reason = health(s, "main", 3600)
+    finally:
+        service.engine.close()
+        service.lock.release()
+    assert not ok and reason.startswith("no tick yet; last error: ") and "NetworkError" in reason
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
