@@ -30,6 +30,7 @@ from trader.config import StrategyConfig, load_strategy_config
 from trader.engine import split_symbol
 from trader.goals import Goals
 from trader.ledger import store
+from trader.ledger.db import reports_dir
 from trader.ledger.models import MAIN_BOOK, DaemonState, Experiment, Review
 
 from . import budget, experiments, proposer
@@ -222,7 +223,7 @@ def _record(factory, inputs: CycleInputs, result: CycleResult, book: str, proble
             e = s.get(Experiment, d.experiment_id) if d.experiment_id else None
             if e is not None:
                 shadows[f"#{e.id} {e.variable} {e.value:g}"] = equity_series(s, e.book, since=e.started_at)
-        files = write_report(result, Path(inputs.data_dir) / "reports", baseline, shadows, chart=inputs.chart)
+        files = write_report(result, reports_dir(inputs.data_dir, factory.kw["bind"]), baseline, shadows, chart=inputs.chart)
         result = result.model_copy(update={"report_path": str(files.markdown)})
         review.result = result.model_dump(mode="json")
         review.report_path = str(files.markdown)

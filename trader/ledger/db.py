@@ -18,6 +18,24 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("TRADER_DATA_DIR") or "data")
 
 
+def reports_dir(data: Path, engine: Engine) -> Path:
+    """Where Hermes writes a ledger's review reports: `reports/` for the data directory's own
+    ledger (trader.db), `reports/<ledger>-<hash>/` for any other (a replay's, one named by
+    DATABASE_URL), so that two ledgers' review 1 of the same minute never overwrite each other."""
+    import hashlib
+
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database).resolve()
+        if path == (Path(data) / "trader.db").resolve():
+            return Path(data) / "reports"
+        name, identity = path.stem, str(path)
+    else:  # the server and database, never the password
+        name, identity = url.database or url.get_backend_name(), url.render_as_string(hide_password=True)
+    tag = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return Path(data) / "reports" / f"{name}-{tag}"
+
+
 def database_url(environ: Mapping[str, str] = os.environ) -> str:
     url = environ.get("DATABASE_URL")
     if url:

@@ -137,3 +137,28 @@ def test_an_unwritable_data_directory_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="data directory .*not-a-folder/sub is not writable .*TRADER_DATA_DIR"):
         open_ledger(f"sqlite:///{blocker / 'sub' / 'trader.db'}")
+
+
+def test_each_ledger_has_its_own_reports_folder(tmp_path):
+    """Two ledgers in one data directory both have a review 1: their reports must not share
+    a name. The data directory's own ledger keeps the documented data/reports/."""
+    from sqlalchemy import create_engine
+
+    from trader.ledger.db import reports_dir
+
+    def folder(url):
+        engine = create_engine(url)
+        try:
+            return reports_dir(tmp_path, engine)
+        finally:
+            engine.dispose()
+
+    own = folder(f"sqlite:///{tmp_path / 'trader.db'}")
+    others = [folder(f"sqlite:///{tmp_path / 'replay.db'}"), folder(f"sqlite:///{tmp_path / 'sub' / 'trader.db'}"),
+              folder("postgresql+psycopg://u:pw-Secret1@db.example/trader"),
+              folder("postgresql+psycopg://u:pw-Secret1@db.example/other")]
+    assert own == tmp_path / "reports"
+    assert len({own, *others}) == 5 and all(f.parent == own for f in others)
+    assert others[0].name.startswith("replay-") and others[3].name.startswith("other-")
+    assert "Secret1" not in str(others[2])
+    assert folder(f"sqlite:///{tmp_path / 'replay.db'}") == others[0]  # stable from one run to the next
