@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Run the chosen command's handler; the user's mistakes end with a message and exit 2."""
+    parser.add_argument("--version", action="version", version=f"{parser.prog} {_version()}")
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -30,6 +31,15 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hermes-trader")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--cache-dir", help="where candles are kept (default: $TRADER_DATA_DIR/ohlcv or ./data/ohlcv)")
     dl.set_defaults(handler=_download)
     info = data_sub.add_parser("check", help="validate an OHLCV file and report its gaps")
-    info.add_argument("file")
+    info.add_argument("file", help="OHLCV file: CSV or Parquet")
     info.add_argument("--timeframe", help="expected candle size")
     info.set_defaults(handler=_data_check)
     data.set_defaults(handler=lambda _args: data.print_help() or 2)

@@ -30,7 +30,7 @@ def add_commands(sub) -> None:
     status.set_defaults(handler=_status)
 
     halt = sub.add_parser("halt", help="stop new trading (the running daemon obeys at its next tick)")
-    halt.add_argument("--reason", default="halted by hand")
+    halt.add_argument("--reason", default="halted by hand", help="why, shown by status and /health (default: %(default)s)")
     halt.set_defaults(handler=lambda a: _set_state("halted", a.reason))
     resume = sub.add_parser("resume", help="resume trading after a halt, with the fix Hermes' review proposed "
                             "(apply mode only)")
