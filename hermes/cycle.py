@@ -185,6 +185,9 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
                      folds=[[a.isoformat(), b.isoformat()] for a, b in screen.folds],
                      holdout=[screen.folds[-1][0].isoformat(), screen.folds[-1][1].isoformat()])
     chosen = proposer.choose(candidates, len(levels), busy=[e.variable for e in live])
+    if apply and chosen:  # the income is shared by the experiments that really start
+        with factory() as s:
+            levels = budget.levels(s, now, len(chosen))
     problem = None if chosen else f"no candidate improved {metric} consistently ({len(candidates)} tried)"
     if chosen and inputs.environ.get("ANTHROPIC_API_KEY"):
         chosen, problem = _with_claude(inputs, config, scorecard, candidates, chosen, live)

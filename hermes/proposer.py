@@ -40,7 +40,7 @@ AFFINITY = {
     "win_rate": ("take_profit", "stop_loss"),
     "profit_factor": ("take_profit", "stop_loss"),
 }
-FOLDS = 4  # the last one is the holdout
+FOLDS = 3  # the last one is the holdout: a third of the lookback window opens each experiment's test
 MIN_FOLDS_BETTER = 2  # of the FOLDS - 1 screening folds: consistency, not one lucky stretch
 MIN_FOLD_BARS = 10  # scored bars per fold
 # metrics with no equity-curve form are screened on the return they stand for (hermes.sequential)

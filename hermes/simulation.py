@@ -198,7 +198,9 @@ def simulate(frame: pd.DataFrame, config_path: Path, goals: Goals, workdir: Path
     batch = GroupCommit(ledger, every=5000)
     factory = batch.sessions
     books = _Books(factory, split_symbol(initial.symbol)[1])
-    feed = ReplayFeed(frame, warmup_needed(initial) + 2).views(start)
+    # the daemon's window (trader.daemon.lookback_for) at any value of the tunables: recursive
+    # indicators (EMA, RSI) must forget their seed to agree with the backtests Hermes screens on
+    feed = ReplayFeed(frame, max(10 * warmup_needed(initial), 500)).views(start)
     records: list[CycleRecord] = []
     naive: list[dict[str, Any]] = []
     breaches = {p: 0 for p in policies}

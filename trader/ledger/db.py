@@ -24,7 +24,7 @@ def reports_dir(data: Path, engine: Engine) -> Path:
     DATABASE_URL), so that two ledgers' review 1 of the same minute never overwrite each other."""
     import hashlib
 
-    url = engine.url
+    url = getattr(engine, "engine", engine).url  # a Connection (a replay's batched sessions) knows its Engine
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         path = Path(url.database).resolve()
         if path == (Path(data) / "trader.db").resolve():
