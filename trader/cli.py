@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     bt.add_argument("--plot", metavar="PNG", help="write an equity and drawdown chart")
     bt.add_argument("--fills", metavar="CSV", help="write every simulated fill to a CSV file")
+    bt.add_argument("--start", metavar="TIME", help="first candle to use, ISO 8601 (default: the file's first)")
+    bt.add_argument("--end", metavar="TIME", help="use candles opening before this time, ISO 8601 (default: all)")
     bt.set_defaults(handler=_backtest)
 
     check = sub.add_parser("check", help="validate the strategy file and print its version")
@@ -100,7 +102,7 @@ def _backtest(args: argparse.Namespace) -> int:
     config = load_strategy_config(args.config)
     with terminal.phases(enabled=not args.json) as phase:
         phase("loading candles")
-        ohlcv = load_ohlcv(args.data, timeframe=config.timeframe)
+        ohlcv = _cut(load_ohlcv(args.data, timeframe=config.timeframe), args)
         require_history(ohlcv, config, str(args.data))
         phase(f"backtesting {len(ohlcv):,} bars")
         result = run_backtest(ohlcv, config)
@@ -112,13 +114,34 @@ def _backtest(args: argparse.Namespace) -> int:
             plot_equity(result.equity, ohlcv["close"], title, args.plot)
     if args.fills:
         result.fills_frame().to_csv(args.fills, index=False)
+    written = ([f"chart written to {args.plot}"] if args.plot else []) + (
+        [f"{len(result.fills):,} fills written to {args.fills}"] if args.fills else [])
     if args.json:
         print(json.dumps(result.metrics.to_dict()))
+        for line in written:  # stdout stays one JSON object
+            print(line, file=sys.stderr)
     else:
         terminal.print_metrics(config, ohlcv, result)
-        if args.plot:
-            print(f"chart written to {args.plot}")
+        for line in written:
+            print(line)
     return 0
+
+
+def _cut(ohlcv, args: argparse.Namespace):
+    """The candles from --start (inclusive) to --end (exclusive)."""
+    start = parse_time(args.start, "--start") if args.start else None
+    end = parse_time(args.end, "--end") if args.end else None
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"--end {args.end} is not after --start {args.start}")
+    index = ohlcv.index
+    keep = (index >= start if start is not None else True) & (index < end if end is not None else True)
+    if start is None and end is None:
+        return ohlcv
+    cut = ohlcv[keep]
+    if cut.empty:
+        raise InputError(f"{args.data}: no candles between {args.start or 'the start'} and {args.end or 'the end'}; "
+                         f"the file covers {index[0]:%Y-%m-%d %H:%M} to {index[-1]:%Y-%m-%d %H:%M}")
+    return cut
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -73,6 +73,23 @@ def counter(label: str) -> Iterator[Callable[[int, object], None]]:
         yield advance
 
 
+def exits_by_reason(fills) -> dict[str, int]:
+    """Closed round trips by what closed them: the strategy's signal, the stop-loss or the take-profit."""
+    counts = {"signal": 0, "stop_loss": 0, "take_profit": 0}
+    qty = 0.0
+    for f in fills:
+        qty += f.qty if f.side == "buy" else -f.qty
+        if f.side == "sell" and qty <= f.qty * 1e-9:  # flat again: a round trip closed
+            counts[f.reason] = counts.get(f.reason, 0) + 1
+            qty = 0.0
+    return counts
+
+
+def exits_line(fills) -> str:
+    counts = exits_by_reason(fills)
+    return ", ".join(f"{reason.replace('_', '-')} {n:,}" for reason, n in counts.items())
+
+
 def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -88,14 +105,17 @@ def print_metrics(config, ohlcv: pd.DataFrame, result) -> None:
     table.add_column("value", justify="right")
     pct = lambda v: "n/a" if v is None else f"{v * 100:,.2f}%"  # noqa: E731
     num = lambda v: "n/a" if v is None else f"{v:,.2f}"  # noqa: E731
+    hold = float(ohlcv["close"].iloc[-1]) / float(ohlcv["close"].iloc[0]) - 1.0  # as the chart draws it
     rows = [
         ("total return", pct(m.total_return)),
+        ("buy and hold", pct(hold)),
         ("CAGR", pct(m.cagr)),
         ("average monthly return", pct(m.monthly_return)),
         ("Sharpe (annualised)", num(m.sharpe)),
         ("Sortino (annualised)", num(m.sortino)),
         ("max drawdown", pct(m.max_drawdown)),
         ("trades", f"{m.trades:,}"),
+        ("exits", exits_line(result.fills)),
         ("win rate", pct(m.win_rate)),
         ("profit factor", num(m.profit_factor)),
         ("exposure", pct(m.exposure)),

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from trader.backtest import METRIC_KEYS
@@ -34,6 +35,30 @@ def test_backtest_table_plot_and_fills(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert fills.read_text().splitlines()[0] == "time,side,qty,price,fee,reason"
     assert len(fills.read_text().splitlines()) == 58
+    # where the files went, and what the strategy is up against
+    assert f"chart written to {png}" in done.stdout and f"57 fills written to {fills}" in done.stdout
+    frame = pd.read_csv(BTC_1H)
+    hold = frame["close"].iloc[-1] / frame["close"].iloc[0] - 1
+    assert row(done.stdout, "buy and hold") == f"{hold * 100:,.2f}%"
+
+
+def row(table: str, name: str) -> str:
+    """The value of a metric in the printed table."""
+    return next(line for line in table.splitlines() if f"│ {name} " in line).split("│")[2].strip()
+
+
+def test_backtest_cut_by_start_and_end_with_exits_by_reason(tmp_path):
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", BTC_1H, "--start", "2017-08-01",
+                  "--end", "2017-10-01T00:00")
+    assert done.returncode == 0, done.stderr
+    assert "1,464 bars 2017-08-01 to 2017-09-30" in done.stdout  # 61 days of hours, the end left out
+    trades = int(row(done.stdout, "trades"))
+    counts = dict(part.rsplit(" ", 1) for part in row(done.stdout, "exits").split(", "))
+    assert set(counts) == {"signal", "stop-loss", "take-profit"} and sum(map(int, counts.values())) == trades
+    assert int(counts["stop-loss"]) > 0  # the example strategy's 5% stop fires in this window
+    outside = trader("backtest", "--config", STRATEGY_YAML, "--data", BTC_1H, "--start", "2019-01-01")
+    assert outside.returncode == 2 and "Traceback" not in outside.stderr
+    assert "no candles between 2019-01-01 and the end; the file covers 2017-07-01" in outside.stderr
 
 
 @pytest.mark.parametrize("content", ["fast: [20", "params:\n  fast: 200\n", "\x00\x01"])
