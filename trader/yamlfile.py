@@ -28,6 +28,7 @@ class LocatedError(ValueError):
 MAX_BYTES = 1_000_000  # a strategy or goals file is a few kB; more is a mistake or an attack
 MAX_NODES = 20_000  # YAML nodes after aliases are followed (the example files have ~100)
 MAX_ALIASES = 100
+MAX_DEPTH = 50  # mapping keys; the example files go 3 deep
 
 
 def read_text_file(path: str | Path, limit: int = MAX_BYTES) -> str:
@@ -75,7 +76,7 @@ def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, 
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{source}: {len(text):,} characters; expected at most {MAX_BYTES:,}")
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text, source)
         try:
             node = loader.get_single_node()
             lines: dict[tuple[str, ...], int] = {}
@@ -98,6 +99,21 @@ def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, 
     return data, lines
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """Stops composing after MAX_NODES nodes: 300,000 scalars in a flow list took PyYAML
+    minutes to compose, long before any later check could look at them."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source, self.composed = source, 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.composed += 1
+        if self.composed > MAX_NODES:
+            raise ConfigError(f"{self.source}: more than {MAX_NODES:,} values; expected a small settings file")
+        return super().compose_node(parent, index)
+
+
 def _check_nodes(root: Any, source: str, lines: dict[tuple[str, ...], int]) -> None:
     """Walk the composed nodes as the loaded data would be (aliases followed), without
     recursion, and stop at MAX_NODES: an alias bomb costs at most that many steps. Refuses
@@ -115,6 +131,8 @@ def _check_nodes(root: Any, source: str, lines: dict[tuple[str, ...], int]) -> N
         if seen > MAX_NODES:
             raise ConfigError(f"{source}: more than {MAX_NODES:,} values once aliases are expanded; "
                               "expected a small settings file")
+        if len(path) > MAX_DEPTH:  # each level's path is a longer tuple: a cycle of mappings grows quadratically
+            raise ConfigError(f"{source}: keys nested more than {MAX_DEPTH} deep; expected a small settings file")
         if isinstance(node, yaml.MappingNode):
             keys: dict[str, int] = {}
             for key, value in node.value:

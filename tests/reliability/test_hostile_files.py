@@ -129,3 +129,15 @@ def test_a_running_daemon_records_a_swapped_in_bomb_and_keeps_ticking(btc, tmp_p
         assert service.config.version == version
         with service.factory() as s:  # the tick itself went on with the running version
             assert len(store.equity_of(s, "main")) == 1
+
+
+@pytest.mark.parametrize("tail", ["zz: &r {k: *r}\n", "zz: [" + ", ".join(["1"] * 300_000) + "]\n"],
+                         ids=["recursive_mapping", "300k_scalars"])
+def test_self_referencing_or_huge_yaml_is_refused_quickly(tail, tmp_path):
+    # found by benchmarks/fuzz_hostile.py: a MemoryError traceback, and minutes of composing
+    path = tmp_path / "strategy.yaml"
+    path.write_text(M.STRATEGY_FILE.read_text() + tail)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="expected a small settings file"):
+        load_strategy_config(path)
+    assert time.monotonic() - started < 5
