@@ -29,6 +29,10 @@ def add_commands(sub) -> None:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
 
+    trades = sub.add_parser("trades", help="the closed round trips: entry, exit, return, fees, what closed them")
+    trades.add_argument("--json", action="store_true", help="print one JSON list")
+    trades.set_defaults(handler=_trades)
+
     halt = sub.add_parser("halt", help="stop new trading (the running daemon obeys at its next tick)")
     halt.add_argument("--reason", default="halted by hand", help="why, shown by status and /health (default: %(default)s)")
     halt.set_defaults(handler=lambda a: _set_state("halted", a.reason))
@@ -175,6 +179,9 @@ def _status(args: argparse.Namespace) -> int:
             if key == "state" and daemon["alive"] is False and value != "never started":
                 value += " (trading state; no daemon is running)"
             table.add_row(key.replace("_", " "), Text(value))  # Text: never read as markup
+    if snap.get("pnl"):
+        p = snap["pnl"]
+        table.add_row("P&L", f"realised {p['realised']:+,.2f}, unrealised {p['unrealised']:+,.2f}, fees {p['fees']:,.2f}")
     if "position" in snap:
         pos = snap["position"]
         table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))
@@ -182,6 +189,40 @@ def _status(args: argparse.Namespace) -> int:
         ev = snap["last_event"]
         table.add_row("last event", Text(f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}"))
     Console().print(table)
+    return 0
+
+
+def _trades(args: argparse.Namespace) -> int:
+    from .engine import split_symbol
+    from .health import dumps
+    from .ledger import store
+    from .ledger.models import MAIN_BOOK
+    from .trades import round_trips
+
+    with _ledger()() as s:
+        position = s.get(store.Position, MAIN_BOOK)
+        trips = round_trips(store.fills_of(s, MAIN_BOOK), split_symbol(position.symbol)[0]) if position else []
+    closed = [t for t in trips if t.exit_time is not None]
+    if args.json:
+        print(dumps([t.to_dict() for t in closed]))
+        return 0
+    if not closed:
+        print("no closed trades yet" + (" (one is open)" if trips else ""))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(closed)} closed trades")
+    for name in ("entry", "exit", "qty", "entry price", "exit price", "return", "P&L", "fees", "closed by"):
+        table.add_column(name, justify="left" if name in ("entry", "exit", "closed by") else "right")
+    for t in closed:
+        table.add_row(f"{t.entry_time:%Y-%m-%d %H:%M}", f"{t.exit_time:%Y-%m-%d %H:%M}", f"{t.qty:.8f}",
+                      f"{t.entry_price:,.2f}", f"{t.exit_price:,.2f}", f"{t.ret * 100:+.2f}%", f"{t.pnl:+,.2f}",
+                      f"{t.fees:,.2f}", t.reason.replace("_", "-"))
+    Console(width=None if sys.stdout.isatty() else 140).print(table)  # a pipe gets every column whole
+    wins = sum(t.pnl > 0 for t in closed)
+    print(f"total P&L {sum(t.pnl for t in closed):+,.2f}, fees {sum(t.fees for t in closed):,.2f}, "
+          f"{wins} of {len(closed)} won" + ("; a trade is open (trader status)" if len(trips) > len(closed) else ""))
     return 0
 
 

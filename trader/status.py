@@ -34,6 +34,7 @@ def snapshot(session: Session, book: str) -> dict:
             "target": position.acted_target if position else 0.0,
         },
         "equity": last.equity if last else None,
+        "pnl": _pnl(session, book, position, last),
         "cash": last.cash if last else None,
         "peak_equity": state.peak_equity,
         "last_bar": state.last_bar_time,
@@ -42,6 +43,17 @@ def snapshot(session: Session, book: str) -> dict:
         "last_event": {"time": last_event.time, "kind": last_event.kind, "message": last_event.message}
         if last_event else None,
     }
+
+
+def _pnl(session: Session, book: str, position, last) -> dict | None:
+    """Realised, unrealised (marked at the last close) and fees, from the book's fills."""
+    from .engine import split_symbol
+    from .trades import pnl
+
+    if position is None:
+        return None
+    return pnl(store.fills_of(session, book), split_symbol(position.symbol)[0], position.qty,
+               last.price if last else None)
 
 
 def health(session: Session, book: str, timeframe_seconds: int, now: datetime | None = None,
