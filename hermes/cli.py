@@ -238,7 +238,10 @@ def _history(args: argparse.Namespace) -> int:
             console.print(f"{title}: none yet")
             continue
         for key in rows[0]:
-            table.add_column(key)
+            # version ids whole, whatever the width: `hermes rollback` takes them; long text folds
+            ids = key in ("version", "baseline", "challenger")
+            table.add_column(key, no_wrap=ids, min_width=max(len(str(r[key] or "")) for r in rows) if ids else None,
+                             overflow="fold")
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         console.print(table)

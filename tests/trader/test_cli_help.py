@@ -39,3 +39,27 @@ def test_version(command):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{command.split('.')[0]} {version('hermes-trader')}"
+
+
+def test_hermes_history_shows_whole_version_ids_in_a_narrow_terminal(tmp_path):
+    """`hermes rollback VERSION` takes the ids `hermes history` shows: never cut to 'f67d…'."""
+    import os
+
+    from trader.config import load_strategy_config, parse_strategy_config
+    from trader.ledger import open_ledger, sessions, store
+
+    from ..conftest import STRATEGY_YAML
+
+    config = load_strategy_config(STRATEGY_YAML)
+    other = parse_strategy_config({**config.to_dict(), "params": {**config.to_dict()["params"], "fast": 12}}, "<x>")
+    engine = open_ledger(f"sqlite:///{tmp_path / 'trader.db'}")
+    with sessions(engine).begin() as s:
+        store.ensure_version(s, config)
+        store.ensure_version(s, other)
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "TRADER_"))}
+    env.update(TRADER_DATA_DIR=str(tmp_path), COLUMNS="40")
+    done = subprocess.run([sys.executable, "-m", "hermes.cli", "history"], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert config.version in done.stdout and other.version in done.stdout and config.version != other.version
