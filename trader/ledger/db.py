@@ -18,18 +18,23 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("TRADER_DATA_DIR") or "data")
 
 
-def reports_dir(data: Path, engine: Engine) -> Path:
-    """Where Hermes writes a ledger's review reports: `reports/` for the data directory's own
-    ledger (trader.db), `reports/<ledger>-<hash>/` for any other (a replay's, one named by
-    DATABASE_URL), so that two ledgers' review 1 of the same minute never overwrite each other."""
+def reports_dir(data: Path, engine: Engine, environ: Mapping[str, str] = os.environ) -> Path:
+    """Where Hermes writes a ledger's review reports: `reports/` for the daemon's ledger
+    (DATABASE_URL's, or the data directory's trader.db), `reports/<ledger>-<hash>/` for any other
+    (a replay's, say), so that two ledgers' review 1 of the same minute never overwrite each other."""
     import hashlib
 
+    from sqlalchemy.engine import make_url
+
     url = getattr(engine, "engine", engine).url  # a Connection (a replay's batched sessions) knows its Engine
+    own = make_url(database_url({**environ, "TRADER_DATA_DIR": str(data)}))
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         path = Path(url.database).resolve()
-        if path == (Path(data) / "trader.db").resolve():
+        if own.get_backend_name() == "sqlite" and own.database and path == Path(own.database).resolve():
             return Path(data) / "reports"
         name, identity = path.stem, str(path)
+    elif url.render_as_string(hide_password=False) == own.render_as_string(hide_password=False):
+        return Path(data) / "reports"
     else:  # the server and database, never the password
         name, identity = url.database or url.get_backend_name(), url.render_as_string(hide_password=True)
     tag = hashlib.sha256(identity.encode()).hexdigest()[:8]

@@ -146,14 +146,16 @@ def test_each_ledger_has_its_own_reports_folder(tmp_path):
 
     from trader.ledger.db import reports_dir
 
-    def folder(url):
+    def folder(url, environ=None):
         engine = create_engine(url)
         try:
-            return reports_dir(tmp_path, engine)
+            return reports_dir(tmp_path, engine, environ or {})
         finally:
             engine.dispose()
 
     own = folder(f"sqlite:///{tmp_path / 'trader.db'}")
+    pg = "postgresql+psycopg://u:pw-Secret1@db.example/trader"
+    assert folder(pg, {"DATABASE_URL": "postgres://u:pw-Secret1@db.example/trader"}) == own  # the daemon's ledger
     others = [folder(f"sqlite:///{tmp_path / 'replay.db'}"), folder(f"sqlite:///{tmp_path / 'sub' / 'trader.db'}"),
               folder("postgresql+psycopg://u:pw-Secret1@db.example/trader"),
               folder("postgresql+psycopg://u:pw-Secret1@db.example/other")]
