@@ -27,7 +27,7 @@ from .markets import PLANTED_STRATEGY, lenient_goals, planted_rsi, random_walk
 WEEK = 168
 PLANTED, START = 20.0, 30.0  # the oversold level the market obeys; the strategy's starting level
 PLANTED_WEEKS = 12
-RANDOM_SEEDS, RANDOM_WEEKS = (0, 1), 10
+RANDOM_SEEDS, RANDOM_WEEKS = (0,), 10
 
 
 def run(tmp, frame, text, goals):
@@ -79,7 +79,7 @@ def test_no_promotion_on_random_walks(random_runs):
         assert run_.promotions == []
         assert {c.version for c in run_.cycles} == {run_.initial.version}  # the strategy never changed
         judged += sum(1 for c in run_.cycles for d in c.result.decisions if d.action in ("continue", "reject"))
-    assert judged >= 6  # not vacuous: experiments ran and were judged
+    assert judged >= 3  # not vacuous: experiments ran and were judged
 
 
 def _check_run(run_) -> int:
@@ -124,7 +124,7 @@ def test_the_naive_grid_covers_every_tunable_within_its_bounds():
 
 def test_hermes_simulate_from_the_command_line(tmp_path):
     goals = tmp_path / "goals.yaml"
-    goals.write_text("failure:\n  thresholds:\n    max_drawdown: 0.5\nreview:\n  lookback_days: 60\n")
+    goals.write_text("failure:\n  thresholds:\n    max_drawdown: 0.5\nreview:\n  lookback_days: 30\n")
     env = {"TRADER_DATA_DIR": str(tmp_path / "data"), "PATH": ""}
 
     def hermes(*args):
@@ -133,11 +133,14 @@ def test_hermes_simulate_from_the_command_line(tmp_path):
                               env=env, timeout=300)
 
     short = tmp_path / "short.csv"
-    short.write_text("".join(BTC_1H.read_text().splitlines(keepends=True)[:1500]))
+    lines = BTC_1H.read_text().splitlines(keepends=True)
+    short.write_text("".join(lines[:1000]))
     refused = hermes("--data", short)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "short.csv" in refused.stderr and "62 days" in refused.stderr and "lookback (60 days)" in refused.stderr
-    done = hermes("--data", BTC_1H, "--json")
+    assert "short.csv" in refused.stderr and "41 days" in refused.stderr and "lookback (30 days)" in refused.stderr
+    data = tmp_path / "bars.csv"
+    data.write_text("".join(lines[:1700]))  # 70 days: the warm-up, the lookback and three reviews
+    done = hermes("--data", data, "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert {"experiments", "promotions", "hermes", "fixed", "reoptimized"} <= set(out)
