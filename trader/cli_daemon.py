@@ -44,7 +44,7 @@ def add_commands(sub) -> None:
     resume.set_defaults(handler=_resume)
 
     report = sub.add_parser("report", help="show the latest Hermes report")
-    report.add_argument("--id", type=int, help="a review number (default: the latest)")
+    report.add_argument("--id", type=_review_number, help="a review number (default: the latest)")
     report.add_argument("--markdown", action="store_true", help="print the report's Markdown as written")
     report.set_defaults(handler=_report)
 
@@ -53,6 +53,13 @@ def add_commands(sub) -> None:
     approve.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
     approve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     approve.set_defaults(handler=_approve)
+
+
+def _review_number(text: str) -> int:
+    """A positive integer the ledger can hold (a 400-digit id overflowed SQLite's INTEGER)."""
+    if not text.isdigit() or not 1 <= int(text[:20]) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a review number (1, 2, ...)")
+    return int(text)
 
 
 def _files(parser) -> None:

@@ -72,3 +72,9 @@ def test_status_while_another_process_holds_the_ledger_lock(tmp_path):
         holder.close()
     assert done.returncode == 1 and not done.traceback, done.stderr[-2000:]
     assert done.stderr.startswith("error: the ledger cannot be read now: database is locked")
+
+
+def test_a_review_number_beyond_the_ledger_is_refused(tmp_path):
+    # found by benchmarks/fuzz_hostile.py: OverflowError from SQLite
+    done = capped.run(["report", "--id", "9" * 400], H.clean_env(TRADER_DATA_DIR=str(tmp_path)))
+    assert done.returncode == 2 and not done.traceback and "is not a review number" in done.stderr
