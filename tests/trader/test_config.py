@@ -7,7 +7,7 @@ import pytest
 from trader.config import load_strategy_config
 from trader.errors import ConfigError
 
-from ..conftest import STRATEGY_YAML
+from ..conftest import SHIPPED_YAML, STRATEGY_YAML
 
 GOOD = STRATEGY_YAML.read_text()
 
@@ -27,10 +27,11 @@ def error_for(tmp_path, text) -> str:
     return message
 
 
-def test_the_shipped_file_loads(config):
+def test_the_shipped_file_loads():
+    config = load_strategy_config(SHIPPED_YAML)
     assert config.strategy == "ma_cross"
     assert config.params.fast == 20 and config.risk.stop_loss == 0.05
-    assert set(config.tunable) == {"fast", "slow", "stop_loss"}
+    assert set(config.tunable) == {"fast", "slow", "stop_loss", "stake_fraction"} and config.risk.stake_fraction == 0.5
 
 
 def test_models_are_frozen(config):

@@ -107,7 +107,7 @@ def test_replay_status_halt_and_resume(tmp_path):
 def test_a_replay_halted_by_the_kill_switch_says_when_and_why(tmp_path):
     goals = tmp_path / "goals.yaml"
     goals.write_text((ROOT / "config" / "goals.yaml").read_text().replace(
-        "max_drawdown: 0.15   #", "max_drawdown: 0.05   #"))
+        "max_drawdown: 0.25   #", "max_drawdown: 0.05   #"))
     done = trader("run", "--replay", BTC_1H, "--config", STRATEGY_YAML, "--goals", goals, "--log-text",
                   data_dir=tmp_path)
     assert done.returncode == 0, done.stderr
