@@ -86,7 +86,7 @@ class World:
     def __init__(self, tmp_path, btc):
         self.dir = tmp_path
         self.path = tmp_path / "strategy.yaml"
-        shutil.copy(H.ROOT / "config" / "strategy.yaml", self.path)
+        shutil.copy(H.ROOT / "tests" / "data" / "strategy.yaml", self.path)
         self.btc = btc
         self.factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
         engine = Engine(config=load_strategy_config(self.path), goals=None, sessions=self.factory,
