@@ -108,7 +108,11 @@ def load_ohlcv(path: str | Path, timeframe: str | None = None) -> pd.DataFrame:
     path = Path(path)
     source = str(path)
     name = path.name.lower()
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name too long, a symlink loop
+        raise DataError(f"{source[:200]}: cannot be opened ({exc.strerror}); expected a candle file") from None
+    if not found:
         raise DataError(f"{source}: file not found")
     if path.is_dir():
         raise DataError(f"{source}: is a directory; expected a .csv, .csv.gz or .parquet file")

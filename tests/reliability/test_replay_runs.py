@@ -78,3 +78,9 @@ def test_a_review_number_beyond_the_ledger_is_refused(tmp_path):
     # found by benchmarks/fuzz_hostile.py: OverflowError from SQLite
     done = capped.run(["report", "--id", "9" * 400], H.clean_env(TRADER_DATA_DIR=str(tmp_path)))
     assert done.returncode == 2 and not done.traceback and "is not a review number" in done.stderr
+
+
+def test_a_file_name_too_long_is_refused(tmp_path):
+    # found by benchmarks/fuzz_hostile.py: OSError from Path.exists()
+    done = capped.run(["data", "check", "9" * 400], H.clean_env(TRADER_DATA_DIR=str(tmp_path)))
+    assert done.returncode == 2 and not done.traceback and "File name too long" in done.stderr
