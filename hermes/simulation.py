@@ -21,6 +21,7 @@ at which its lookback window breached a failure threshold, scored the same way f
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -191,7 +192,18 @@ def simulate(frame: pd.DataFrame, config_path: Path, goals: Goals, workdir: Path
              on_cycle: Callable[[CycleRecord], None] | None = None, points: int = 5) -> SimulationResult:
     """Replay `frame` through the daemon with weekly Hermes reviews (see the module docstring).
     `config_path` is the strategy file Hermes rewrites (a copy: it will be changed)."""
-    workdir = Path(workdir)
+    quiet = [logging.getLogger(name) for name in ("trader", "hermes")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # every simulated halt and promotion is in the result, not the log
+        logger.setLevel(logging.ERROR)
+    try:
+        return _simulate(frame, config_path, goals, Path(workdir), budget, policies, progress, on_cycle, points)
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+
+
+def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on_cycle, points) -> SimulationResult:
     initial = load_strategy_config(config_path)
     start, ends = plan(frame, initial, goals)
     ledger = open_ledger(f"sqlite:///{workdir / 'ledger.db'}")
