@@ -220,7 +220,8 @@ def _history(args: argparse.Namespace) -> int:
                     for v in s.query(StrategyVersion).order_by(StrategyVersion.created_at)]
         experiments = [{"id": e.id, "variable": e.variable, "from": e.baseline_value, "to": e.value,
                         "status": e.status, "baseline": e.baseline_version, "challenger": e.challenger_version,
-                        "cycles": e.cycles, "p_value": (e.evidence or {}).get("p_value")}
+                        "cycles": e.cycles, "claim": e.metric,
+                        "e_value": (e.evidence or {}).get("e_value"), "needed": (1 / e.alpha) if e.alpha else None}
                        for e in s.query(Experiment).order_by(Experiment.id)]
         reviews = [{"id": r.id, "time": r.time.isoformat(), "mode": r.mode, "version": r.strategy_version,
                     "verdict": r.verdict, "decision": r.decision, "report": r.report_path}

@@ -31,7 +31,7 @@ from trader.engine import split_symbol
 from trader.goals import Goals
 from trader.ledger import store
 from trader.ledger.db import reports_dir
-from trader.ledger.models import MAIN_BOOK, DaemonState, Experiment, Review
+from trader.ledger.models import MAIN_BOOK, DaemonState, Experiment, Review, StrategyVersion
 
 from . import budget, experiments, proposer
 from .apply import apply_version
@@ -94,6 +94,9 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
                                                      "so no experiment runs")
         winner = _winner(decisions)
         rollback = _rollback(s, config, scorecard, apply) if failing else None
+        if rollback is not None and rollback.challenger_version:
+            target = s.get(StrategyVersion, rollback.challenger_version)
+            rollback = rollback.model_copy(update={"evidence": _what_if(inputs, config, dict(target.settings))})
 
     fix = None
     if winner is not None and apply and halted is None:
@@ -146,6 +149,26 @@ def _rollback(s, config: StrategyConfig, scorecard, apply: bool) -> ExperimentDe
                               challenger_version=target,
                               reason=f"failing ({breached}); {halt}; roll back to {target}, the last version that "
                                      f"was not failing" + ("; `trader resume` applies it" if apply else ""))
+
+
+def _what_if(inputs: CycleInputs, config: StrategyConfig, settings: dict) -> dict:
+    """What the current and the rollback version would have done over the lookback window
+    (backtests with the warm-up before it): the report shows both beside the proposed fix."""
+    from trader.backtest import run_backtest
+    from trader.config import parse_strategy_config
+
+    target = parse_strategy_config(settings, "<rollback target>")
+    since = inputs.now - timedelta(days=inputs.goals.review.lookback_days)
+    warmup = max(proposer.warmup_needed(config), proposer.warmup_needed(target))
+    first = int(inputs.ohlcv.index.searchsorted(pd.Timestamp(since)))
+    if first < warmup or first >= len(inputs.ohlcv) - 2:
+        return {}
+    window = inputs.ohlcv.iloc[first - warmup:]
+    out = {"window_days": inputs.goals.review.lookback_days}
+    for name, version in (("current", config), ("rollback", target)):
+        equity = run_backtest(window, version).equity.iloc[warmup - 1:]
+        out[name] = experiments.window_metrics(equity, config.timeframe)
+    return out
 
 
 def claim_metric(scorecard) -> str:

@@ -136,8 +136,8 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         **result.as_dict(), "threshold": threshold, "alpha": experiment.alpha,
         "reject_threshold": 1.0 / REJECT_LEVEL, "forward_bars": bars, "prior_bars": int(prior_c.size),
         "days": round(days, 2), "min_days": MIN_DAYS, "min_bars": MIN_BARS, "max_days": MAX_DAYS,
-        "challenger": _window_metrics(joined["challenger"], config.timeframe),
-        "control": _window_metrics(joined["control"], config.timeframe),
+        "challenger": window_metrics(joined["challenger"], config.timeframe),
+        "control": window_metrics(joined["control"], config.timeframe),
     }
     experiment.cycles += 1
     experiment.evidence = evidence
@@ -174,7 +174,7 @@ def _close(experiment: Experiment, now: datetime, decision: ExperimentDecision,
     return decision
 
 
-def _window_metrics(equity: pd.Series, timeframe: str) -> dict[str, float] | None:
+def window_metrics(equity: pd.Series, timeframe: str) -> dict[str, float] | None:
     values = np.ascontiguousarray(equity.to_numpy(dtype=float))
     if values.size < 2:
         return None

@@ -189,7 +189,7 @@ def _evidence_rows(evidence: dict[str, Any]) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- Markdown
 
 def render_markdown(result: CycleResult, chart_name: str | None) -> str:
-    card, d, p = result.scorecard, result.decision, result.proposal
+    card, d = result.scorecard, result.decision
     mode = MODES.get(result.mode, result.mode)
     out: list[str] = []
     add = out.append
@@ -252,6 +252,16 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
         add("")
         add(f"Reason: {_cell(f.reason)}")
         add("")
+        if f.action == "rollback" and f.evidence.get("current"):
+            add(f"Over the last {f.evidence.get('window_days')} days (backtests), what each would have done:")
+            add("")
+            add("| version | total return | Sharpe | max drawdown |")
+            add("|---|---:|---:|---:|")
+            for name in ("current", "rollback"):
+                m = f.evidence.get(name) or {}
+                add(f"| {name} | {format_metric('total_return', m.get('total_return'))} "
+                    f"| {format_number(m.get('sharpe'))} | {format_metric('max_drawdown', m.get('max_drawdown'))} |")
+            add("")
 
     add("## Experiments")
     add("")
@@ -434,7 +444,7 @@ def render_terminal(result: CycleResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    card, d, p = result.scorecard, result.decision, result.proposal
+    card, d = result.scorecard, result.decision
     console = Console()
     mode = MODES.get(result.mode, result.mode)
     console.print(Text(f"Hermes review {_utc(result.time):%Y-%m-%d %H:%M} UTC · strategy "

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from trader.backtest import kernel, sweep
+from trader.backtest import sweep
 from trader.brokers import PaperBroker
 from trader.config import StrategyConfig, load_strategy_config
 from trader.engine import Engine, split_symbol
@@ -43,7 +43,6 @@ from trader.ledger import open_ledger
 from trader.ledger.models import MAIN_BOOK, Approval, Experiment, StrategyVersion
 from trader.ledger.replay import GroupCommit
 from trader.status import set_state
-from trader.timeframes import bars_per_year
 
 from . import experiments
 from .apply import apply_pending_fix
@@ -110,14 +109,11 @@ class SimulationResult:
 
 
 def window_metrics(equity: pd.Series, since, timeframe: str) -> dict[str, float]:
-    """The backtester's definitions (`kernel.equity_stats`), measured from the equity at `since`."""
+    """Total return, Sharpe and max drawdown from the equity at `since` on (the backtester's
+    definitions, as for an experiment's books)."""
     part = equity[equity.index >= pd.Timestamp(since)]
-    values = np.ascontiguousarray(part.to_numpy(dtype=float))
-    if values.size < 2:
-        return {"total_return": 0.0, "sharpe": 0.0, "max_drawdown": 0.0, "bars": int(values.size)}
-    total, sharpe, _sortino, drawdown = kernel.equity_stats(values, float(values[0]), bars_per_year(timeframe))
-    return {"total_return": float(total), "sharpe": float(sharpe), "max_drawdown": float(drawdown),
-            "bars": int(values.size)}
+    found = experiments.window_metrics(part, timeframe) or {"total_return": 0.0, "sharpe": 0.0, "max_drawdown": 0.0}
+    return {**found, "bars": int(len(part))}
 
 
 def review_times(frame: pd.DataFrame, cron: str, first: pd.Timestamp) -> list[int]:

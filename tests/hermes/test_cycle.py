@@ -8,7 +8,6 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from hermes import cycle as cycle_module
@@ -198,6 +197,9 @@ def test_a_failing_goal_halts_and_learning_goes_on_until_resume_applies_the_fix(
     assert result.scorecard.verdict == "failing" and result.halted.startswith("Hermes: failure threshold breached")
     assert result.fix.action == "rollback" and result.fix.challenger_version == good and not result.fix.applied
     assert load_strategy_config(world.path).version != good  # nothing applied while halted
+    what_if = result.fix.evidence  # what the current version and the rollback would have done
+    assert what_if["window_days"] == 60 and what_if["current"]["sharpe"] != what_if["rollback"]["sharpe"]
+    assert "| rollback |" in Path(result.report_path).read_text()
     # learning goes on: experiments aimed at the breached metric trade on paper while halted
     assert result.proposals and all(p.metric == "sharpe" for p in result.proposals)
     running = world.running()
@@ -289,6 +291,10 @@ def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
                       "--now", world.btc.index[1499].isoformat())
     assert reviewed.returncode == 0, reviewed.stderr
     assert json.loads(reviewed.stdout)["mode"] == "read_only"
+    beyond = hermes("review", "--config", world.path, "--goals", goals, "--data", data,
+                    "--now", world.btc.index[2000].isoformat())
+    assert beyond.returncode == 2 and "Traceback" not in beyond.stderr
+    assert "candles cover 2017-07-01 11:00 to" in beyond.stderr and "--now TIME" in beyond.stderr
     shown = subprocess.run([sys.executable, "-m", "trader.cli", "report"], capture_output=True, text=True,
                            cwd=ROOT, env=env, timeout=120)
     assert shown.returncode == 0, shown.stderr
