@@ -209,8 +209,15 @@ def test_a_failing_goal_halts_and_learning_goes_on_until_resume_applies_the_fix(
         assert s.get(DaemonState, "main").state == "halted"
         assert len(store.equity_of(s, running[0][3])) == 200  # the shadow books traded
         assert pending_fix(s, "main").challenger_version == good
-    applied = apply_pending_fix(world.factory, world.path, world.dir, "main", world.btc.index[2199].to_pydatetime())
-    assert applied.startswith("rollback") and load_strategy_config(world.path).version == good
+    # `trader resume` applies the fix, then resumes
+    env = {"DATABASE_URL": world.url, "TRADER_DATA_DIR": str(world.dir), "PATH": ""}
+    resumed = subprocess.run([sys.executable, "-m", "trader.cli", "resume", "--config", str(world.path)],
+                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "applied Hermes' fix: rollback" in resumed.stdout and load_strategy_config(world.path).version == good
+    with world.factory() as s:
+        assert s.get(DaemonState, "main").state == "running" and pending_fix(s, "main") is None
+    assert apply_pending_fix(world.factory, world.path, world.dir, "main", world.btc.index[2199].to_pydatetime()) is None
 
 
 def test_a_failing_read_only_review_changes_nothing_even_with_a_version_to_roll_back_to(world):
