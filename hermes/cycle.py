@@ -113,7 +113,7 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
     headline = min([*decisions, *([rollback] if rollback else [])], key=lambda d: _RANK[d.action],
                    default=ExperimentDecision(experiment_id=None, action="none", reason=(
                        "no experiment is running" if apply else
-                       "read-only: Hermes observes and reports until `hermes approve`")))
+                       "read-only: Hermes observes and reports until hermes approve")))
     if winner is not None:
         headline = next(d for d in decisions if d.experiment_id == winner.experiment_id)
 
@@ -148,7 +148,7 @@ def _rollback(s, config: StrategyConfig, scorecard, apply: bool) -> ExperimentDe
     return ExperimentDecision(experiment_id=None, action="rollback", baseline_version=config.version,
                               challenger_version=target,
                               reason=f"failing ({breached}); {halt}; roll back to {target}, the last version that "
-                                     f"was not failing" + ("; `trader resume` applies it" if apply else ""))
+                                     f"was not failing" + ("; trader resume applies it" if apply else ""))
 
 
 def _what_if(inputs: CycleInputs, config: StrategyConfig, settings: dict) -> dict:

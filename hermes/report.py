@@ -157,6 +157,11 @@ def _proposal_line(p: Proposal | None) -> str:
     return f"{p.variable} {format_number(p.baseline_value)} → {format_number(p.value)}"
 
 
+def _status(goal: GoalScore) -> str:
+    """Nothing measured is "no data", never "met"."""
+    return "➖ no data" if goal.value is None else STATUS[goal.status]
+
+
 def _proposals(result: CycleResult) -> tuple[Proposal, ...]:
     return result.proposals or ((result.proposal,) if result.proposal is not None else ())
 
@@ -210,14 +215,16 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
     add("|---|---|---|---:|---|")
     for g in card.goals:
         add(f"| {_cell(label(g.metric))} | {g.kind} | {target(g)} | {format_metric(g.metric, g.value)} "
-            f"| {STATUS[g.status]} |")
+            f"| {_status(g)} |")
     add("")
     add(f"**Verdict: {STATUS[card.verdict]}**")
     add("")
     weak = _weakest(card)
     if weak is not None:
         add(f"Weakest goal: **{_cell(label(weak.metric))}** ({format_metric(weak.metric, weak.value)}, "
-            f"target {target(weak)}), the goal this cycle's experiment tries to move.")
+            f"target {target(weak)}): the furthest from its target"
+            + (", which new experiments aim at." if card.verdict != "failing" else
+               "; while a failure threshold is breached, new experiments aim at that one first."))
     elif card.weakest:
         add(f"Weakest goal: **{_cell(label(card.weakest))}**.")
     else:
@@ -456,7 +463,7 @@ def render_terminal(result: CycleResult) -> None:
         goals.add_column(name, justify=justify)  # type: ignore[arg-type]
     for g in card.goals:
         goals.add_row(Text(label(g.metric)), g.kind, target(g), format_metric(g.metric, g.value),
-                      Text(STATUS[g.status], style=RICH_STATUS[g.status]))
+                      Text(_status(g), style=RICH_STATUS[g.status]))
     console.print(goals)
     weakest = label(card.weakest) if card.weakest else NA
     verdict = Text("verdict: ")

@@ -113,8 +113,9 @@ def test_read_only_without_experiment(read_only: CycleResult) -> None:
     assert row(md, "max drawdown", "success", "≤ 10.00%", "8.10%", "✅ met")
     assert row(md, "max drawdown", "failure", "fail if > 15.00%", "8.10%", "✅ met")
     assert row(md, "Sharpe", "failure", "fail if < 0.00", "1.23", "✅ met")
-    assert row(md, "monthly return", "failure", "fail if < -2.00%", "n/a", "✅ met")
-    assert "Weakest goal: **monthly return** (2.14%, target ≥ 3.00%)" in md
+    assert row(md, "monthly return", "failure", "fail if < -2.00%", "n/a", "➖ no data")  # nothing measured
+    assert "Weakest goal: **monthly return** (2.14%, target ≥ 3.00%): the furthest from its target, which new " \
+        "experiments aim at." in md
     # last week vs lookback window, None as n/a
     assert "| metric | last 7 days | last 90 days |" in md
     assert row(md, "total return", "-1.23%", "8.12%")
