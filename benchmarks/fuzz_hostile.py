@@ -5,7 +5,7 @@ traceback, a hang (time cap), a death by signal (memory cap), or exit 0 with met
 are not finite or are absurd.
 
     .venv/bin/python benchmarks/fuzz_hostile.py [--cases 2000] [--seed 1] [--timeout 20]
-                                                [--memory-mb 1500] [--json FILE]
+                                                [--memory-mb 2500] [--json FILE]
 
 The children are forked from a parent that has imported the CLI once, so a case costs tens
 of milliseconds, not a fresh interpreter; tests/reliability/test_fuzz.py runs a small sample.
@@ -274,8 +274,13 @@ def preload() -> None:
     from trader.config import load_strategy_config
     from trader.goals import load_goals
 
-    load_strategy_config(ROOT / "config/strategy.yaml")  # ccxt's exchange list
+    from trader.backtest import run_backtest
+    from trader.ohlcv import load_ohlcv
+
+    config = load_strategy_config(ROOT / "config/strategy.yaml")  # ccxt's exchange list
     load_goals(ROOT / "config/goals.yaml")  # apscheduler
+    # numba's kernel compiled here: LLVM cannot map its code memory in a capped child
+    run_backtest(load_ohlcv(ROOT / "tests/data/btcusd-1h.csv", config.timeframe).iloc[:300], config)
 
 
 def fuzz(cases: int, seed: int, timeout: float, memory_mb: int, workdir: Path, progress=None) -> dict:
@@ -306,7 +311,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=20.0)
-    parser.add_argument("--memory-mb", type=int, default=1500)
+    parser.add_argument("--memory-mb", type=int, default=2500)  # the forked parent holds ~1 GB of mappings
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     preload()

@@ -85,8 +85,8 @@ def parse_yaml(text: str, source: str, what: str) -> tuple[Any, dict[tuple[str, 
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to be {what}") from None
+    except (RecursionError, MemoryError, SystemError):  # SystemError: PyYAML's C parts out of stack or memory
+        raise ConfigError(f"{source}: nested too deeply or too large to be {what}") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts
         raise ConfigError(f"{source}: a value cannot be read ({str(exc)[:120]}); expected {what}") from None
     except yaml.YAMLError as exc:

@@ -88,6 +88,7 @@ def test_prices_of_1e300_are_refused_by_backtest_and_replay(tmp_path):
         assert f"error: {data}: " in done.stderr and "line 2, column 'open'" in done.stderr, done.stderr
 
 
+@pytest.mark.slow  # two commands and a numba compile; test_metrics_never_overflow is the fast check
 def test_a_steep_but_tradable_market_gives_finite_or_null_metrics(tmp_path):
     # 1e-10 to 1e10 in 300 hours: every price can be quoted; the annualised growth cannot
     data = write(candles(300, price=1e-10, growth=(1e20) ** (1 / 300)), tmp_path / "steep.csv")

@@ -14,7 +14,8 @@ import fuzz_hostile  # noqa: E402
 
 def test_a_sample_of_hostile_inputs_through_the_cli(tmp_path):
     fuzz_hostile.preload()
-    summary = fuzz_hostile.fuzz(cases=24, seed=7, timeout=20, memory_mb=1500, workdir=tmp_path)
+    # more room than the script's 1500 MB: this process holds the whole test session's modules
+    summary = fuzz_hostile.fuzz(cases=16, seed=7, timeout=20, memory_mb=3000, workdir=tmp_path)
     assert summary["failures"] == []
     assert set(summary["by_family"]) == {"yaml", "special", "csv", "args"}
-    assert summary["refused_exit_2"] >= 12  # most hostile input is refused, not accepted
+    assert summary["refused_exit_2"] >= 8  # most hostile input is refused, not accepted

@@ -25,7 +25,7 @@ def alias_bomb(levels: int = 30) -> str:
     return "zz_bomb:\n" + "\n".join(rows) + "\n"
 
 
-@pytest.mark.parametrize("kind", ["strategy", "goals"])
+@pytest.mark.parametrize("kind", ["strategy", pytest.param("goals", marks=pytest.mark.slow)])
 def test_an_alias_bomb_is_refused_at_once(kind, tmp_path):
     good = (M.STRATEGY_FILE if kind == "strategy" else M.GOALS_FILE).read_text()
     path = tmp_path / f"{kind}.yaml"
@@ -49,7 +49,8 @@ def test_a_few_aliases_still_work(tmp_path):
     assert load_strategy_config(path).risk.slippage == 0.001
 
 
-@pytest.mark.parametrize("special", ["/dev/zero", "/dev/urandom", "fifo", "directory"])
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", *(pytest.param(s, marks=pytest.mark.slow)
+                                                             for s in ("/dev/urandom", "directory"))])
 def test_a_special_file_is_refused_at_once(special, tmp_path):
     path = special
     if special == "fifo":

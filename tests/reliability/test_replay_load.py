@@ -31,6 +31,7 @@ def test_a_huge_header_line_is_refused_without_reading_it(tmp_path):
     assert done.stderr.startswith(f"error: {data}: line 1 is longer than")
 
 
+@pytest.mark.slow  # the same check as test_hostile_files' special files, for --data
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo.csv"])
 def test_special_candle_files_are_refused_at_once(special, tmp_path):
     path = special

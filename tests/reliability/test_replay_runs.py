@@ -22,6 +22,7 @@ def replay_args(*extra: str, data=DATA) -> list[str]:
     return ["run", "--replay", str(data), "--config", str(M.STRATEGY_FILE), "--goals", str(M.GOALS_FILE), *extra]
 
 
+@pytest.mark.slow  # two replays, one paced: 8 s
 def test_a_second_replay_in_the_same_data_directory_is_refused(tmp_path):
     env = H.clean_env(TRADER_DATA_DIR=str(tmp_path))
     data = tmp_path / "candles.csv"  # 300 bars at 150 a second: the first replay runs 2 s
@@ -46,7 +47,7 @@ def test_a_second_replay_in_the_same_data_directory_is_refused(tmp_path):
     assert fills == summary["fills"] > 0
 
 
-@pytest.mark.parametrize("speed", ["nan", "1e-300", "inf", "-1"])
+@pytest.mark.parametrize("speed", ["nan", *(pytest.param(s, marks=pytest.mark.slow) for s in ("1e-300", "inf", "-1"))])
 def test_nonsense_speeds_are_refused(speed, tmp_path):
     done = capped.run(replay_args("--speed", speed), H.clean_env(TRADER_DATA_DIR=str(tmp_path)))
     assert done.returncode == 2 and not done.traceback and done.stderr.startswith("error: --speed: ")

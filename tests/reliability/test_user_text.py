@@ -39,6 +39,7 @@ def test_markup_in_the_name_is_printed_as_text_in_a_terminal(files, tmp_path):
     assert (tmp_path / "chart.png").stat().st_size > 10_000  # '$x^$' drawn as text, not parsed
 
 
+@pytest.mark.slow
 def test_markup_in_a_halt_reason_is_printed_as_text_by_status(tmp_path):
     from trader.ledger import open_ledger, sessions
     from trader.ledger.models import DaemonState
