@@ -49,6 +49,14 @@ class Bounds(Frozen):
     max: float
     step: float = Field(gt=0)
 
+    @field_validator("min", "max", "step", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        # YAML reads yes/no/true as booleans, which pydantic would take as 1 and 0
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
     @model_validator(mode="after")
     def _ordered(self) -> "Bounds":
         if self.min > self.max:
