@@ -25,6 +25,17 @@ def add_commands(sub) -> None:
                      help="also the libraries' INFO lines (migrations, scheduler, HTTP); default: their warnings only")
     run.set_defaults(handler=_run)
 
+    demo = sub.add_parser("demo", help="see it work, offline: the daemon and Hermes against a local exchange, "
+                          "a simulated week every few seconds")
+    demo.add_argument("--weeks", type=int, help="stop after this many simulated weeks (default: all the bundled "
+                      "candles hold, 12)")
+    demo.add_argument("--speed", default="50", help="candles per second, or 'max' (default: 50, a simulated week "
+                      "in about 3 s)")
+    demo.add_argument("--dir", default="data/demo", help="the demo's own folder: ledger, config copies, reports; an "
+                      "earlier demo's is replaced (default: %(default)s)")
+    demo.add_argument("--verbose", action="store_true", help="also the daemon's log: every tick and order (stderr)")
+    demo.set_defaults(handler=_demo)
+
     status = sub.add_parser("status", help="what the daemon is doing, from the ledger")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
@@ -123,6 +134,31 @@ def _run(args: argparse.Namespace) -> int:
                          f"{os.environ.get('TRADER_CONFIG_DIR')}: {exc}") from None
     options = RunOptions(**{**options.__dict__, "port": port_from_env()})
     return Service(options, os.environ).run()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo
+    from .health import port_from_env
+    from .logs import quiet_libraries, setup_logging
+
+    if args.weeks is not None and args.weeks < 1:
+        raise InputError(f"--weeks {args.weeks}: expected a number of weeks, 1 or more")
+    speed = None if args.speed == "max" else _speed(args.speed)
+    # the demo's own lines on stdout; the daemon's log on stderr, its warnings only unless --verbose
+    setup_logging(json_lines=False, level="INFO" if args.verbose else "WARNING", stream=sys.stderr)
+    quiet_libraries(args.verbose)
+    return run_demo(DemoOptions(folder=Path(args.dir), weeks=args.weeks, speed=speed, port=port_from_env()))
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+        if not 0.001 <= speed <= 1e6:  # also refuses nan
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--speed: {text!r} is not 'max' or a number of candles per second from 0.001 to 1000000") \
+            from None
+    return speed
 
 
 def _db_reason(exc: Exception) -> str:

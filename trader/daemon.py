@@ -2,8 +2,10 @@
 to a clock, a feed and a broker. Live trading, paper trading and replays differ only here.
 
 * `run_replay`: a file on a simulated clock, paper broker, as fast as possible (or paced).
-* `run_service`: APScheduler fires at every candle close (plus a settle delay); the exchange
+* `Service`: APScheduler fires at every candle close (plus a settle delay); the exchange
   feed; the paper broker, or the live one once the live gate is passed; the health server.
+  Its clock and its driver are the two things a caller may swap: `trader demo` gives it the
+  local exchange's market clock and drives ticks and reviews candle by candle (trader.demo).
 """
 
 from __future__ import annotations
@@ -252,13 +254,15 @@ def _kill_switch(session, book: str) -> dict | None:
 class Service:
     """The 24/7 daemon: scheduler, feed, engine, health server, clean shutdown."""
 
-    def __init__(self, options: RunOptions, environ: Mapping[str, str]):
+    def __init__(self, options: RunOptions, environ: Mapping[str, str],
+                 clock: Callable[[], datetime] | None = None):
         from .exchange import ExchangeAdapter
 
         from .logs import secret_env_values
 
         self.options = options
         self.environ = environ
+        self.clock = clock or _utcnow  # what "now" is for ticks, reviews and /health
         store.register_secrets(secret_env_values(environ))
         text = Path(options.config_path).read_text(encoding="utf-8")
         self.config = load_strategy_config(options.config_path)
@@ -329,8 +333,9 @@ class Service:
             if self.stop.is_set():
                 return
             try:
-                view = self.feed.view()
-                report = self.engine.tick(view)
+                now = self.clock()
+                view = self.feed.view(now)
+                report = self.engine.tick(view, now=now)
                 self._tick_shadows(view)
                 self._note_error(None)
                 if not report.skipped:
@@ -397,7 +402,7 @@ class Service:
             log.warning("no goals file: Hermes has nothing to review against", extra={"event": "review_skipped"})
             return
         try:
-            now = datetime.now(timezone.utc)
+            now = self.clock()
             ohlcv = load_history(self.config, self.goals.review.lookback_days, now, None)
             run_cycle(self.factory, CycleInputs(config_path=Path(self.options.config_path), goals=self.goals,
                                                 ohlcv=ohlcv, data_dir=data_dir(), now=now, environ=os.environ))
@@ -451,7 +456,7 @@ class Service:
         from .schedule import CandleCloseTrigger, tick_until_current
 
         trigger = CandleCloseTrigger(self.timeframe, self.options.settle_seconds)
-        clock = lambda: datetime.now(timezone.utc)  # noqa: E731
+        clock = self.clock
         # one job, so ticks never overlap; its first run is now, to catch up on the last close
         job = scheduler.add_job(tick_until_current, trigger, args=(self.tick, trigger, clock, self.stop.is_set),
                                 id="tick", max_instances=1, coalesce=True,
@@ -463,9 +468,9 @@ class Service:
                               id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
         return job
 
-    def run(self) -> int:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
+    def run(self, drive: Callable[[], None] | None = None) -> int:
+        """Serve health, reconcile, then tick until stopped: on the wall clock by APScheduler
+        (`schedule`), or by `drive`, which returns once `self.stop` is set or it is done."""
         from .health import HealthServer
         from .status import health, snapshot
 
@@ -487,7 +492,7 @@ class Service:
 
             def health_now() -> tuple[bool, str]:
                 with self.factory() as s:
-                    return health(s, book, tf, settle_seconds=settle)
+                    return health(s, book, tf, now=self.clock(), settle_seconds=settle)
 
             server = HealthServer(status_now, health_now, port=self.options.port).start()
             log.info("health and status on port %d", server.port, extra={"event": "http_started"})
@@ -499,15 +504,9 @@ class Service:
                  self.config.exchange, "live" if self.options.live else "paper", self.config.version,
                  extra={"event": "started"})
         self.settle_pending()  # reconcile before anything new is decided
-        scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self.add_jobs(scheduler, datetime.now(timezone.utc))
-        scheduler.start()
         try:
-            while not self.stop.wait(1.0):
-                pass
+            (drive or self.schedule)()
         finally:
-            log.info("stopping: waiting for the running tick to finish", extra={"event": "stopping"})
-            scheduler.shutdown(wait=True)
             try:  # leave nothing in doubt if a few seconds settle it (Docker's stop allows 10)
                 self.settle_pending(budget=_STOP_SETTLE_SECONDS, wait=lambda pause: bool(time.sleep(pause)))
             except Exception as exc:  # the next start reconciles
@@ -521,6 +520,25 @@ class Service:
             logging.getLogger().removeHandler(forward)
             notifier.close(2.0)
         return 0
+
+    def schedule(self) -> None:
+        """The wall clock: APScheduler runs the tick at every candle close, and Hermes' review
+        at its cron, until the daemon is told to stop."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        self.add_jobs(scheduler, datetime.now(timezone.utc))
+        scheduler.start()
+        try:
+            while not self.stop.wait(1.0):
+                pass
+        finally:
+            log.info("stopping: waiting for the running tick to finish", extra={"event": "stopping"})
+            scheduler.shutdown(wait=True)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 _STOP_SETTLE_SECONDS = 8.0

@@ -216,6 +216,11 @@ def _build_exchange(exchange_id: str) -> Any:
         close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; expected a ccxt exchange id like binance or kraken"
         raise DataError(f"unknown exchange {exchange_id!r}{hint}")
+    url = (os.environ.get("TRADER_EXCHANGE_URL") or "").strip()
+    if url:  # the daemon's exchange is elsewhere (the local exchange): its candles too
+        from trader.exchange import ExchangeAdapter
+
+        return ExchangeAdapter.from_env(exchange_id, "", environ={"TRADER_EXCHANGE_URL": url}).client
     # Public data only: no API keys, so none can leak into messages or logs.
     return getattr(ccxt, exchange_id)({"enableRateLimit": True})
 

@@ -44,8 +44,7 @@ def driven(btc, tmp_path):
         service = Service(RunOptions(config_path=config, database_url=f"sqlite:///{tmp_path / 'trader.db'}",
                                      settle_seconds=5.0), environ)
         now = {"t": START}
-        view = service.feed.view
-        service.feed.view = lambda: view(now=now["t"])  # the tick sees the driven clock
+        service.clock = lambda: now["t"]  # the tick sees the driven clock
         scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.start(paused=True)  # jobs get their run times; nothing runs
         try:
