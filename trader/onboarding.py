@@ -60,15 +60,15 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--symbol", help="market BASE/QUOTE (default: BTC/USD on USD exchanges, else BTC/USDT)")
     s.add_argument("--timeframe", help="candle size (default: 1h)")
     s.add_argument("--strategy", help="from the library, see `trader strategies` (default: ma_cross)")
-    s.add_argument("--stake", help="share of equity per position, 0.95 or 95%% (default: 95%%)")
+    s.add_argument("--stake", help="share of equity per position, 0.5 or 50%% (default: 50%%)")
     s.add_argument("--stop-loss", help="exit this far below entry, or none (default: 5%%)")
     s.add_argument("--take-profit", help="exit this far above entry, or none (default: none)")
     g = p.add_argument_group("goal")
     g.add_argument("--capital", help="starting quote balance, written to the strategy file (default: 10000)")
-    g.add_argument("--monthly-return", help="target average monthly return (default: 3%%)")
-    g.add_argument("--min-sharpe", help="target annualised Sharpe ratio (default: 1.5)")
+    g.add_argument("--monthly-return", help="target average monthly return (default: 2%%)")
+    g.add_argument("--min-sharpe", help="target annualised Sharpe ratio (default: 1.0)")
     g.add_argument("--max-drawdown", help="largest acceptable fall from a peak (default: 10%%)")
-    g.add_argument("--failure-drawdown", help="the kill switch halts beyond this (default: max drawdown x 1.5)")
+    g.add_argument("--failure-drawdown", help="the kill switch halts beyond this (default: max drawdown + 10 points)")
     p.set_defaults(handler=_handler)
     return p
 
@@ -393,7 +393,7 @@ class _Init:
             for name, strategy in sorted(strategies.REGISTRY.items()):
                 print(f"    {name}: {strategy.description}")
         a["strategy"] = self.ask("strategy", "Strategy", "ma_cross", _strategy)
-        a["stake_fraction"] = self.ask("stake", "Stake: share of equity per position", "95%", _fraction(0, 1, high_ok=True))
+        a["stake_fraction"] = self.ask("stake", "Stake: share of equity per position", "50%", _fraction(0, 1, high_ok=True))
         a["stop_loss"] = self.ask("stop_loss", "Stop-loss below the entry price (none: off)", "5%", _fraction(0, 1, optional=True))
         a["take_profit"] = self.ask("take_profit", "Take-profit above the entry price (none: off)", "none",
                                     _fraction(0, 100, high_ok=True, optional=True))
@@ -404,9 +404,9 @@ class _Init:
 
     def goal_answers(self) -> dict[str, float]:
         g: dict[str, float] = {}
-        g["monthly_return"] = self.ask("monthly_return", "Target monthly return", "3%", _fraction(0, 1, low_ok=True))
-        g["sharpe"] = self.ask("min_sharpe", "Minimum Sharpe ratio (annualised)", "1.5", _ranged(0, 10, "the Sharpe target"))
-        g["max_drawdown"] = self.ask("max_drawdown", "Maximum drawdown (success)", "10%", _fraction(0, 1))
+        g["monthly_return"] = self.ask("monthly_return", "Target monthly return", "2%", _fraction(0, 1, low_ok=True))
+        g["sharpe"] = self.ask("min_sharpe", "Minimum Sharpe ratio (annualised)", "1.0", _ranged(0, 10, "the Sharpe target"))
+        g["max_drawdown"] = self.ask("max_drawdown", "Maximum drawdown (success)", "15%", _fraction(0, 1))
         limit = g["max_drawdown"]
 
         def failure(text: str) -> float:
@@ -416,7 +416,7 @@ class _Init:
                 raise ValueError(f"the failure drawdown ({_pct(value)}) must be at least the success maximum ({_pct(limit)})")
             return value
 
-        default = _pct(min(round(limit * 1.5, 6), max(limit, 0.99)))
+        default = _pct(min(round(limit + 0.10, 6), max(limit, 0.99)))
         g["failure_drawdown"] = self.ask("failure_drawdown", "Failure drawdown: the kill switch halts beyond it", default, failure)
         return g
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STRATEGY_YAML
+from tests.conftest import SHIPPED_YAML as STRATEGY_YAML
 from trader.config import load_strategy_config
 from trader.configdir import default_path, sync_deployed
 

@@ -14,7 +14,7 @@ from trader.goals import load_goals
 from trader.onboarding import add_command, run_init
 from trader.scaffold import tunable_bounds
 
-from ..conftest import BTC_1H, ROOT, STRATEGY_YAML
+from ..conftest import BTC_1H, ROOT, SHIPPED_YAML, STRATEGY_YAML
 
 GOALS_YAML = ROOT / "config" / "goals.yaml"
 
@@ -63,7 +63,7 @@ def test_scripted_flags_write_valid_commented_files(init, files):
         assert bounds.contains(config.value_of(key))
     goals = load_goals(goals_path)
     assert goals.success == {"monthly_return": 0.02, "sharpe": 1.0, "max_drawdown": 0.2}
-    assert goals.max_drawdown_limit == pytest.approx(0.3)  # max drawdown x 1.5
+    assert goals.max_drawdown_limit == pytest.approx(0.3)  # max drawdown + 10 points
     strategy_text, goals_text = strategy_path.read_text(), goals_path.read_text()
     assert "# Which strategy from the library" in strategy_text
     assert "exit: 10   # bars in the exit low" in strategy_text  # parameter descriptions as comments
@@ -76,7 +76,7 @@ def test_defaults_match_the_shipped_examples(init, files):
     code, out, _ = init("--yes")
     assert code == 0
     config = load_strategy_config(files[0])
-    example = load_strategy_config(STRATEGY_YAML)
+    example = load_strategy_config(SHIPPED_YAML)
     for field in ("exchange", "symbol", "timeframe", "capital", "strategy", "params"):
         assert getattr(config, field) == getattr(example, field)
     assert config.risk == example.risk
@@ -150,7 +150,7 @@ def test_only_the_missing_file_is_written(init, files):
     code, out, _ = init("--yes", "--capital", "5")
     assert code == 0
     assert strategy_path.read_text() == before and "--capital ignored" in out
-    assert load_goals(goals_path).success["sharpe"] == 1.5
+    assert load_goals(goals_path).success["sharpe"] == 1.0
 
 
 def test_your_own_invalid_file_shows_what_is_wrong(init, files):
@@ -177,7 +177,7 @@ def test_bad_flag_and_bad_data_write_nothing(init, files, tmp_path):
 
 
 def test_unrealistic_goals_are_explained(init):
-    code, out, _ = init("--yes", "--monthly-return", "15%", "--capital", "50", "--min-sharpe", "4",
+    code, out, _ = init("--yes", "--monthly-return", "15%", "--capital", "50", "--min-sharpe", "4", "--stake", "95%",
                         "--max-drawdown", "3%", "--failure-drawdown", "0.3", "--data", str(BTC_1H))
     assert code == 0
     warnings = [line for line in out.splitlines() if line.startswith("warning:")]
