@@ -301,8 +301,9 @@ class Service:
             if self.options.live:  # the user's to fix (network, exchange, symbol): one line, exit 2
                 raise InputError(f"live trading refused: cannot load the market rules of {self.config.symbol} from "
                                  f"{self.config.exchange}: {store.scrub(str(exc))}; check the network and the "
-                                 "exchange's status (and TRADER_EXCHANGE_URL, if set); nothing was traded") from None
-            log.warning("market limits unavailable, paper trading without them: %s", exc)
+                                 "exchange's status (and TRADER_EXCHANGE_URL, if set); nothing was traded; "
+                                 + OFFLINE_HINT) from None
+            log.warning("market limits unavailable, paper trading without them: %s (%s)", exc, OFFLINE_HINT)
         broker = LiveBroker(self.adapter, base, quote) if self.options.live else PaperBroker(quote)
         self.limits = limits
         risk = RiskEngine(self.config, self.goals, limits, round_amount)
@@ -357,7 +358,7 @@ class Service:
                 log.exception("tick failed: %s", exc.__class__.__name__, extra={"event": "error"})
                 self._note_error(f"{exc.__class__.__name__}: {exc}")
                 return
-        log.error("tick gave up after repeated temporary errors; the next candle tries again")
+        log.error("tick gave up after repeated temporary errors; the next candle tries again (%s)", OFFLINE_HINT)
 
     # -- Hermes: shadow challengers and the weekly review -----------------------------------
     def _sync_shadows(self) -> None:
@@ -535,6 +536,9 @@ class Service:
         finally:
             log.info("stopping: waiting for the running tick to finish", extra={"event": "stopping"})
             scheduler.shutdown(wait=True)
+
+
+OFFLINE_HINT = "no exchange within reach? `trader demo` shows the bot at work offline"
 
 
 def _utcnow() -> datetime:

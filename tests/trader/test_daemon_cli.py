@@ -57,6 +57,7 @@ def test_live_with_the_exchange_unreachable_is_one_line_and_exit_2(tmp_path):
     (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     assert "cannot load the market rules of BTC/USDT from binance" in line and "NetworkError" in line
     assert "check the network" in line and "nothing was traded" in line
+    assert "`trader demo` shows the bot at work offline" in line  # what to do without an exchange
 
 
 def test_approve_asks_and_refuses_without_a_terminal(tmp_path):

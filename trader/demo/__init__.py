@@ -140,9 +140,9 @@ class FastForward:
         if review is None or review.id != week:
             line += "; Hermes' review failed (the log says why)"
         else:
-            mode = "read-only" if review.mode == "read_only" else "apply mode"
-            line += (f"; Hermes review {review.id} ({mode}): {review.verdict}, decision {review.decision}"
-                     + (f"; report {_shown(review.report_path, self.folder)}" if review.report_path else ""))
+            line += f"\n  Hermes review {review.id} ({review.mode.replace('_', '-')}): {_what(review)}"
+            if review.report_path:
+                line += f"\n  report: {_shown(review.report_path)}"
         print(line, file=self.out, flush=True)
 
     def _approve_hermes(self) -> None:
@@ -223,7 +223,28 @@ def _summary(folder: Path, shown: Path, weeks_done: int, weeks: int, out: TextIO
     return 0
 
 
-def _shown(path: str, folder: Path) -> str:
+def _what(review) -> str:
+    """A review in a line: the verdict, what it decided, what it started (or would have)."""
+    result, started = review.result or {}, review.mode == "apply"
+    parts = [f"verdict {review.verdict.replace('_', ' ')}" + (f" (weakest: {review.weakest})" if review.weakest else "")]
+    decisions = result.get("decisions") or []
+    if any(d.get("action") == "continue" for d in decisions):
+        parts.append(f"{sum(d.get('action') == 'continue' for d in decisions)} experiment(s) still collecting evidence")
+    for d in decisions:
+        if d.get("action") not in (None, "none", "continue"):
+            parts.append(f"{d['action']} {d.get('variable')} = {_num(d.get('value'))}" + ("" if d.get("applied") else
+                                                                                  " (not applied)"))
+    changes = [f"{p['variable']} {_num(p['baseline_value'])} -> {_num(p['value'])}" for p in result.get("proposals") or []]
+    if changes:
+        parts.append(("starts experiments: " if started else "would start (read-only): ") + ", ".join(changes))
+    return "; ".join(parts)
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _shown(path: str) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
