@@ -31,6 +31,15 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a ledger found damaged by a read (its file is named by open_ledger's check)
+        from .ledger.damage import damage_message, is_damage, reason_of
+
+        if not is_damage(exc):
+            raise
+        from .ledger import database_url
+
+        print(f"error: {damage_message(database_url().split(':///', 1)[-1], reason_of(exc))}", file=sys.stderr)
+        return 2
 
 
 def _version() -> str:
@@ -87,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_init(sub)
+    from .cli_backup import add_command as add_backup
+
+    add_backup(sub)
     return parser
 
 

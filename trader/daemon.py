@@ -268,7 +268,11 @@ class Service:
         self.config = load_strategy_config(options.config_path)
         self.goals = load_goals_if_any(options.goals_path)
         self.watcher = ConfigWatcher(options.config_path, text)
-        engine = open_ledger(options.database_url or database_url(environ))
+        from .ledger.guard import LedgerGuard
+
+        url = options.database_url or database_url(environ)
+        engine = open_ledger(url, keep_damaged=True)  # a damaged file: kept aside, one line, exit 2
+        self.ledger = LedgerGuard(url)
         from .ledger.lock import acquire
 
         self.lock = acquire(engine, options.book)  # before anything is traded
@@ -283,6 +287,7 @@ class Service:
                 raise InputError("live trading refused:\n  - " + "\n  - ".join(problems)
                                  + "\nnothing was traded; without --live the daemon trades on paper")
         self.engine = self._build_engine(text)
+        self.engine.before_order = self.ledger.before_order  # no order on a ledger found damaged
         self.shadows: dict[str, Engine] = {}
 
     def _build_engine(self, text: str) -> Engine:
@@ -328,6 +333,23 @@ class Service:
 
     # -- one scheduled tick ----------------------------------------------------------------
     def tick(self) -> None:
+        """One tick, never on a ledger that is damaged (halted for good) or cannot be written
+        (the error is what /status and /health say until a tick writes again)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not self.ledger.usable():
+            return
+        try:
+            self._tick()
+        except SQLAlchemyError as exc:
+            self.engine._maybe_pending = True  # a fill may have missed the ledger: reconcile next tick
+            self.ledger.failed(exc)
+        else:
+            self.ledger.written()
+
+    def _tick(self) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
         self._reload_config()
         delay = 2.0
         for attempt in range(1, 6):
@@ -354,6 +376,8 @@ class Service:
             except (OperationalExchangeError, StrategyError) as exc:
                 self._halt(f"{exc.__class__.__name__}: {exc}")
                 return
+            except SQLAlchemyError:
+                raise  # the ledger's trouble: tick() says it where the ledger cannot
             except Exception as exc:  # keep the daemon alive; the next candle tries again
                 log.exception("tick failed: %s", exc.__class__.__name__, extra={"event": "error"})
                 self._note_error(f"{exc.__class__.__name__}: {exc}")
@@ -495,7 +519,8 @@ class Service:
                 with self.factory() as s:
                     return health(s, book, tf, now=self.clock(), settle_seconds=settle)
 
-            server = HealthServer(status_now, health_now, port=self.options.port).start()
+            server = HealthServer(self.ledger.status(status_now, book), self.ledger.health(health_now),
+                                  port=self.options.port).start()
             log.info("health and status on port %d", server.port, extra={"event": "http_started"})
         with self.factory.begin() as s:
             store.record_event(s, "started", f"{'live' if self.options.live else 'paper'} trading "
@@ -514,8 +539,11 @@ class Service:
                 log.warning("orders not settled at stop: %s: %s", exc.__class__.__name__, exc)
             if server is not None:
                 server.stop()
-            with self.factory.begin() as s:
-                store.record_event(s, "stopped", "stopped by signal", self.options.book)
+            try:
+                with self.factory.begin() as s:
+                    store.record_event(s, "stopped", "stopped by signal", self.options.book)
+            except Exception as exc:  # a full disk, a damaged ledger: the stop itself goes on
+                log.warning("the stop is not in the ledger: %s", exc.__class__.__name__)
             self.lock.release()
             log.info("stopped", extra={"event": "stopped"})
             logging.getLogger().removeHandler(forward)

@@ -78,6 +78,7 @@ class Engine:
         self.config = config
         self.risk = risk or RiskEngine(config, goals)
         self.trading_paused: str | None = None  # why no new orders may be placed, if any
+        self.before_order = None  # called with the intent committed, before the broker: may refuse by raising
         self._maybe_pending = True  # settle leftovers of an earlier run before deciding anything
         self._in_doubt: dict[str, float] = {}  # client order id -> seconds its request may still arrive
         self._s = None
@@ -218,6 +219,8 @@ class Engine:
         if acted is not None:
             s.get(store.Position, self.book).acted_target = acted
         s.commit()  # the intent is in the ledger before the broker hears of it
+        if self.before_order is not None:
+            self.before_order()  # the daemon: the ledger that took the intent is whole
         log.info("order %s: %s %.8f %s (%s)", cid, plan.side, plan.amount, self.config.symbol, plan.reason,
                  extra={"event": "order_intent", "client_order_id": cid})
         try:

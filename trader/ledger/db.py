@@ -53,16 +53,31 @@ def database_url(environ: Mapping[str, str] = os.environ) -> str:
     return f"sqlite:///{data_dir(environ) / 'trader.db'}"
 
 
-def open_ledger(url: str | None = None, migrate: bool = True, revision: str = "head") -> Engine:
-    """An engine on the ledger, its schema upgraded to the latest migration (or `revision`)."""
+def open_ledger(url: str | None = None, migrate: bool = True, revision: str = "head",
+                keep_damaged: bool = False) -> Engine:
+    """An engine on the ledger, its schema upgraded to the latest migration (or `revision`).
+    A SQLite file that fails `PRAGMA quick_check` raises LedgerDamaged (one line, exit 2);
+    `keep_damaged` first copies the damaged files aside (the daemon's start)."""
+    from sqlalchemy.exc import DatabaseError
+
+    from .damage import LedgerDamaged, check_file, is_damage, keep_aside, reason_of, sqlite_file
+
     url = url or database_url()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         _writable(Path(url[len("sqlite:///"):]).parent)
+    check_file(url, keep=keep_damaged)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
-        upgrade(engine, revision)
+        try:
+            upgrade(engine, revision)
+        except DatabaseError as exc:  # damage the quick check could not see (a WAL gone bad)
+            path = sqlite_file(url)
+            if path is None or not is_damage(exc):
+                raise
+            engine.dispose()
+            raise LedgerDamaged(str(path), reason_of(exc), keep_aside(path) if keep_damaged else None) from None
     return engine
 
 
