@@ -232,8 +232,9 @@ def _what(review) -> str:
         parts.append(f"{sum(d.get('action') == 'continue' for d in decisions)} experiment(s) still collecting evidence")
     for d in decisions:
         if d.get("action") not in (None, "none", "continue"):
-            parts.append(f"{d['action']} {d.get('variable')} = {_num(d.get('value'))}" + ("" if d.get("applied") else
-                                                                                  " (not applied)"))
+            unapplied = d["action"] in ("promote", "rollback") and not d.get("applied")
+            parts.append(f"{d['action']} {d.get('variable')} = {_num(d.get('value'))}"
+                         + (" (read-only: not applied)" if unapplied else ""))
     changes = [f"{p['variable']} {_num(p['baseline_value'])} -> {_num(p['value'])}" for p in result.get("proposals") or []]
     if changes:
         parts.append(("starts experiments: " if started else "would start (read-only): ") + ", ".join(changes))
