@@ -21,6 +21,12 @@ def snapshot(session: Session, book: str) -> dict:
                            .order_by(EquityPoint.time.desc())).first()
     last_event = session.scalars(select(Event).where(Event.book == book)
                                  .order_by(Event.id.desc())).first()
+    # now, not at the last close: a fill at the open after it moved the cash and the position
+    # (the equity point holds the cash before that order), so both come from their own rows,
+    # and equity is that cash plus the position marked at the last close
+    cash = _cash_now(session, book, position, last)
+    qty = position.qty if position else 0.0
+    equity = cash + qty * last.price if last is not None and cash is not None else None
     return {
         "book": book,
         "mode": state.mode,
@@ -33,9 +39,9 @@ def snapshot(session: Session, book: str) -> dict:
             "entry_price": position.entry_price if position and position.qty > 0 else None,
             "target": position.acted_target if position else 0.0,
         },
-        "equity": last.equity if last else None,
+        "equity": equity,
         "pnl": _pnl(session, book, position, last),
-        "cash": last.cash if last else None,
+        "cash": cash,
         "peak_equity": state.peak_equity,
         "last_bar": state.last_bar_time,
         "last_tick": state.last_tick_at,
@@ -43,6 +49,16 @@ def snapshot(session: Session, book: str) -> dict:
         "last_event": {"time": last_event.time, "kind": last_event.kind, "message": last_event.message}
         if last_event else None,
     }
+
+
+def _cash_now(session: Session, book: str, position, last) -> float | None:
+    from .engine import split_symbol
+    from .ledger.models import Balance
+
+    if position is None:
+        return last.cash if last else None
+    balance = session.get(Balance, (book, split_symbol(position.symbol)[1]))
+    return balance.free if balance is not None else (last.cash if last else None)
 
 
 def _pnl(session: Session, book: str, position, last) -> dict | None:
