@@ -3,7 +3,9 @@
 `GET /health` answers 200 or 503 from a health provider (Railway and Docker restart on a
 failing check); `GET /status` returns a status provider's dict as JSON. The server changes
 no state: every other method gets 405. It runs stdlib `ThreadingHTTPServer` in a daemon
-thread so a slow or stuck client never blocks the trading loop or the process exit.
+thread so a slow or stuck client never blocks the trading loop or the process exit, with
+bounds (see _Gate): a thread only for a connection that has sent something, at most 32 at
+once, every connection closed 10 s after it was accepted, a listen backlog of 128.
 
 Provider errors answer 500 with a generic message and log only the exception class: the
 exception text could carry an exchange key or a URL with credentials.
@@ -41,6 +43,15 @@ _ALLOWED = "GET, HEAD"
 _MAX_DRAIN = 64 * 1024  # bytes of a refused request body read before closing (see _drain)
 _POLL = 0.1  # seconds; how quickly stop() is noticed by serve_forever
 _REQUEST_TIMEOUT = 10.0  # seconds; a silent client cannot hold a handler thread forever
+# Bounds against slowloris and floods: a connection gets a handler thread only once its first
+# bytes arrive (an idle socket costs a file descriptor, not a thread); at most _MAX_ACTIVE
+# handlers at once (a connection beyond gets a 503 at once); at most _MAX_WAITING idle
+# connections (the oldest is dropped for a new one); every connection, idle or trickling its
+# request, is closed _REQUEST_TIMEOUT seconds after it was accepted.
+_MAX_ACTIVE = 32
+_MAX_WAITING = 1024
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 30\r\n"
+         b"Connection: close\r\nRetry-After: 1\r\n\r\n{\"error\": \"too many requests\"}")
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -137,8 +148,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung request never blocks process exit
     allow_reuse_address = True  # restart right after a crash despite TIME_WAIT sockets
     # socketserver's default listen backlog of 5 drops connections in a burst of probes;
-    # the client then retries only after a 1 s SYN timeout.
-    request_queue_size = 64
+    # the client then retries only after a 1 s SYN timeout. Accepting costs no thread (see
+    # process_request), so the queue drains fast; 128 is the classic SOMAXCONN.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], status: StatusProvider, health: HealthProvider) -> None:
         # IPv6 listen addresses ("::") need an AF_INET6 socket.
@@ -146,6 +158,31 @@ class _Server(ThreadingHTTPServer):
         self.status_provider = status
         self.health_provider = health
         super().__init__(address, _Handler)
+        self._gate = _Gate(self)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # not a thread per connection: the gate hands it to one once it has something to read
+        self._gate.admit(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        if not self._gate.holds(request):  # socketserver calls this right after process_request
+            super().shutdown_request(request)
+
+    def serve_request(self, request: Any, client_address: Any) -> None:
+        """A handler thread's work (what ThreadingMixIn's thread does)."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self._gate.done(request)
+            super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        gate = getattr(self, "_gate", None)  # None: the bind failed in __init__
+        if gate is not None:
+            gate.close()
+        super().server_close()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can stall
@@ -158,6 +195,133 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; a client hanging up is not worth that.
         log.debug("health server: error while serving %s", client_address, exc_info=True)
+
+
+class _Gate:
+    """Accepted connections wait here, watched by one thread, until they have bytes to read;
+    then they get a handler thread, within the caps. The same thread closes any connection
+    older than _REQUEST_TIMEOUT, waiting or in a handler (a slowloris trickle included)."""
+
+    def __init__(self, server: _Server) -> None:
+        import selectors
+
+        self.server = server
+        self.selector = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.waiting: dict[Any, tuple[float, Any]] = {}  # socket -> (accepted at, address)
+        self.active: dict[Any, float] = {}  # socket -> accepted at
+        self.closed = False
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.thread = threading.Thread(target=self._watch, name="health-gate", daemon=True)
+        self.thread.start()
+
+    def holds(self, request: Any) -> bool:
+        with self.lock:
+            return request in self.waiting or request in self.active
+
+    def admit(self, request: Any, address: Any) -> None:
+        import selectors
+
+        with self.lock:
+            if self.closed:
+                request.close()
+                return
+            if len(self.waiting) >= _MAX_WAITING:  # the oldest idle connection makes room
+                oldest = min(self.waiting, key=lambda r: self.waiting[r][0])
+                self._drop(oldest)
+            self.waiting[request] = (_monotonic(), address)
+            self.selector.register(request, selectors.EVENT_READ)
+        self.wake_w.send(b"\0")
+
+    def done(self, request: Any) -> None:
+        with self.lock:
+            self.active.pop(request, None)
+
+    def _drop(self, request: Any) -> None:  # with the lock held
+        self.waiting.pop(request, None)
+        try:
+            self.selector.unregister(request)
+        except (KeyError, ValueError):
+            pass
+        try:
+            request.close()
+        except OSError:
+            pass
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                ready = self.selector.select(timeout=0.25)
+            except (OSError, ValueError):
+                ready = []
+            with self.lock:
+                if self.closed:
+                    return
+            for key, _ in ready:
+                if key.fileobj is self.wake_r:
+                    try:
+                        self.wake_r.recv(4096)
+                    except OSError:
+                        pass
+                    continue
+                self._start(key.fileobj)
+            self._expire()
+
+    def _start(self, request: Any) -> None:
+        with self.lock:
+            if request not in self.waiting:
+                return
+            accepted, address = self.waiting.pop(request)
+            self.selector.unregister(request)
+            if len(self.active) >= _MAX_ACTIVE:
+                busy = True
+            else:
+                busy = False
+                self.active[request] = accepted
+        if busy:  # the caps hold: a short answer without a thread, never a wait
+            try:
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.server.shutdown_request(request)
+            return
+        threading.Thread(target=self.server.serve_request, args=(request, address), name="health-request",
+                         daemon=True).start()
+
+    def _expire(self) -> None:
+        cutoff = _monotonic() - _REQUEST_TIMEOUT
+        with self.lock:
+            for request in [r for r, (t, _) in self.waiting.items() if t < cutoff]:
+                self._drop(request)
+            late = [r for r, t in self.active.items() if t < cutoff]
+        for request in late:  # its handler thread sees the socket end and finishes
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            for request in list(self.waiting):
+                self._drop(request)
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:
+            pass
+        self.thread.join(timeout=2)
+        self.selector.close()
+        self.wake_r.close()
+        self.wake_w.close()
+
+
+def _monotonic() -> float:
+    import time as _time
+
+    return _time.monotonic()
 
 
 class _Handler(BaseHTTPRequestHandler):
