@@ -36,8 +36,26 @@ class _KernelCache(FunctionCache):
 
 def _jit(func):
     dispatcher = njit(nogil=True)(func)
-    dispatcher._cache = _KernelCache(func)  # what njit(cache=True) does, with the stamp above
+    try:
+        dispatcher._cache = _KernelCache(func)  # what njit(cache=True) does, with the stamp above
+    except RuntimeError as exc:  # "cannot cache function": no writable folder for numba's cache
+        if "cannot cache" not in str(exc):
+            raise
+        _no_cache_warning()  # the kernels compile in each process instead (seconds, not an error)
     return dispatcher
+
+
+_warned = []
+
+
+def _no_cache_warning() -> None:
+    if not _warned:
+        _warned.append(True)
+        import logging
+
+        logging.getLogger("trader.backtest").warning(
+            "numba cannot cache the backtest kernels (the package folder and the user cache folder are not "
+            "writable); compiling them in each process instead: set NUMBA_CACHE_DIR to a writable folder")
 
 
 # the shared position rules, compiled for this loop (the daemon runs them uncompiled)
