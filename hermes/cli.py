@@ -15,6 +15,12 @@ from trader.errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from trader.cli import dispatch
+
+    return dispatch(_parser(), argv)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hermes",
         description="Hermes reviews the daemon's results against your goals and proposes a change to one "
@@ -42,17 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     approve.set_defaults(handler=_approve)
 
     history = sub.add_parser("history", help="strategy versions, experiments and reviews")
-    history.add_argument("--json", action="store_true")
+    history.add_argument("--json", action="store_true", help="print versions, experiments and reviews as one JSON object")
     history.set_defaults(handler=_history)
 
     rollback = sub.add_parser("rollback", help="restore an earlier strategy version into the strategy file")
-    rollback.add_argument("version")
-    rollback.add_argument("--config", default=default_path("strategy.yaml"))
+    rollback.add_argument("version", help="a strategy version id, as `hermes history` lists it")
+    rollback.add_argument("--config", default=default_path("strategy.yaml"),
+                          help="the strategy file to restore it into (default: %(default)s)")
     rollback.set_defaults(handler=_rollback)
-
-    from trader.cli import dispatch
-
-    return dispatch(parser, argv)
+    return parser
 
 
 def _files(parser) -> None:

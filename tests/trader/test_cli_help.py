@@ -1,4 +1,4 @@
-"""The command line explains itself: every subcommand and option of `trader` has help text,
+"""The command line explains itself: every subcommand and option of `trader` and `hermes` has help text,
 and both commands say their version."""
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ def walk(parser: argparse.ArgumentParser, path: str = ""):
                 yield from walk(sub, f"{path} {name}".strip())
 
 
-def test_every_trader_command_and_option_has_help():
-    from trader.cli import _parser
+@pytest.mark.parametrize("command", ["trader", "hermes"])
+def test_every_command_and_option_has_help(command):
+    from hermes.cli import _parser as hermes_parser
+    from trader.cli import _parser as trader_parser
 
-    missing = [f"trader {path}: {action.option_strings or action.dest}" for path, action in walk(_parser())
+    parser = {"trader": trader_parser, "hermes": hermes_parser}[command]()
+    missing = [f"{command} {path}: {action.option_strings or action.dest}" for path, action in walk(parser)
                if not isinstance(action, argparse._SubParsersAction) and not action.help]
     assert missing == []
 
