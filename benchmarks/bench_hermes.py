@@ -107,6 +107,7 @@ def warmup_of(path: Path) -> int:
 
 
 def summarise(result, **extra) -> dict[str, Any]:
+    extra.setdefault("events", ledger_events(result.workdir))
     by_id = {e["id"]: e for e in result.experiments}
     promotions = []
     for c in result.promotions:
@@ -128,6 +129,29 @@ def summarise(result, **extra) -> dict[str, Any]:
 
 def run_sim(frame, path: Path, goals, workdir: Path, policies) -> Any:
     return simulate(frame, path, goals, workdir, policies=policies)
+
+
+def ledger_events(workdir: Path) -> dict[str, int]:
+    """What the ledger recorded, counted: promotions and rollbacks *applied* (also those applied
+    at a resume, which SimulationResult.promotions does not list), and halts of each book split
+    into review halts (a failing verdict, main book only) and kill-switch halts."""
+    import sqlite3
+
+    con = sqlite3.connect(workdir / "ledger.db")
+    try:
+        rows = con.execute("SELECT book, kind, message FROM events WHERE kind IN "
+                           "('promoted', 'rolled_back', 'halted')").fetchall()
+    finally:
+        con.close()
+    out: dict[str, int] = {}
+    for book, kind, message in rows:
+        if kind == "halted":
+            kind = "review_halt" if (message or "").startswith("Hermes:") else "kill_switch_halt"
+            key = f"{kind}:{book}"
+        else:
+            key = f"{kind}_applied"
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 # ---------------------------------------------------------------- tasks (run in worker processes)
@@ -238,7 +262,7 @@ def run_tasks(func, tasks: list, jobs: int, out: Path, deadline: float | None) -
     deadline (time.time() value), tasks not started by then are skipped."""
     results = []
     out.parent.mkdir(parents=True, exist_ok=True)
-    with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool, out.open("a") as sink:
+    with multiprocessing.get_context("fork").Pool(jobs) as pool, out.open("a") as sink:
         pending = [pool.apply_async(_guarded, (func, t, deadline)) for t in tasks]
         for p in pending:
             r = p.get()
