@@ -81,7 +81,7 @@ def start(session: Session, config: StrategyConfig, proposals: list[Proposal], l
     started = []
     for proposal, alpha, prior in zip(proposals, levels, priors):
         challenger = config.with_value(proposal.variable, proposal.value)
-        claim = sequential.claim_for(proposal.metric)
+        claim = sequential.claim_for(proposal.metric, proposal.variable)
         store.ensure_version(session, challenger)
         experiment = Experiment(
             book=f"shadow-{challenger.version[:8]}-{stamp}", control_book=control,
@@ -119,7 +119,7 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         return _close(experiment, now, ExperimentDecision(action="stop", reason=(
             "started under an earlier promotion rule (no control book, no level): stopped; its value may be "
             "proposed again"), **common))
-    claim = sequential.claim_for(experiment.metric)
+    claim = sequential.claim_for(experiment.metric, experiment.variable)
     joined = _forward(session, experiment)
     forward = joined.pct_change().dropna()
     prior = experiment.prior or {}
@@ -149,7 +149,7 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
             f"Reject: clearly worse at {claim.metric}: {where}; evidence of harm {result.e_value_worse:.3g} >= "
             f"{1 / REJECT_LEVEL:g}."), **common), "rejected")
     if enough and result.e_value >= threshold:
-        if claim.effect == "mechanical":
+        if claim.metric == "max_drawdown":  # less risk, but not bought with a clearly worse Sharpe ratio
             guard = sequential.evidence("risk_adjusted_return", c, b)
             evidence["guard_e_value_worse"] = guard.e_value_worse
             if guard.e_value_worse >= 1.0 / REJECT_LEVEL:

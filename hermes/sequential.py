@@ -10,7 +10,8 @@ mean is positive when the claim holds:
 | sortino                                      | c_t / d_c - b_t / d_b  (own downside)   | predictive  |
 | monthly_return, total_return, cagr,          | c_t - b_t                              | predictive  |
 | win_rate, profit_factor (no per-bar form)    |                                        |             |
-| max_drawdown                                 | min(b_t, 0)^2 - min(c_t, 0)^2          | mechanical  |
+| max_drawdown, by a risk setting              | min(b_t, 0)^2 - min(c_t, 0)^2          | mechanical  |
+| max_drawdown, by a signal parameter          | the same minus (max(b_t,0)^2 - max(c_t,0)^2) | predictive |
 
 c and b are the challenger's and the control's simple returns; s and d their root mean
 square (all, or downside only) over the bars *before* t, so every scale is predictable.
@@ -82,9 +83,20 @@ CLAIMS: dict[str, tuple[str, Effect, str]] = {
 }
 
 
-def claim_for(metric: str | None) -> Claim:
+# Only the risk settings lower risk by construction. A signal parameter (a moving-average
+# period) that happens to hold less often also shows smaller losses, on a random walk too, so
+# its drawdown claim must show losses cut by more than the gains it gives up.
+MECHANICAL = ("stake_fraction", "stop_loss", "take_profit")
+_ASYMMETRY = ("downside_asymmetry", "predictive",
+              "the squared losses avoided minus the squared gains given up: holding less lowers both alike, "
+              "so a signal change must cut losses more than gains to lower the drawdown for a reason")
+
+
+def claim_for(metric: str | None, variable: str | None = None) -> Claim:
     metric = metric if metric in CLAIMS else "sharpe"
     statistic, effect, why = CLAIMS[metric]
+    if effect == "mechanical" and variable is not None and variable not in MECHANICAL:
+        statistic, effect, why = _ASYMMETRY
     return Claim(metric=metric, statistic=statistic, effect=effect, why=why)
 
 
@@ -113,6 +125,8 @@ def statistic(name: str, challenger: np.ndarray, control: np.ndarray) -> np.ndar
         return c - b
     if name == "downside_variance":
         return np.minimum(b, 0.0) ** 2 - np.minimum(c, 0.0) ** 2
+    if name == "downside_asymmetry":
+        return (np.minimum(b, 0.0) ** 2 - np.minimum(c, 0.0) ** 2) - (np.maximum(b, 0.0) ** 2 - np.maximum(c, 0.0) ** 2)
     if name in ("risk_adjusted_return", "downside_adjusted_return"):
         pick = (lambda r: r) if name == "risk_adjusted_return" else (lambda r: np.minimum(r, 0.0))
         # a book that has not moved yet has no scale of its own: a quarter of the pair's keeps it finite

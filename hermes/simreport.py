@@ -29,6 +29,7 @@ def summary(result: SimulationResult, settings: dict[str, Any]) -> dict[str, Any
                    "end": result.equity[next(iter(result.equity))].index[-1].isoformat()},
         "experiments": len(result.experiments),
         "promotions": len(result.promotions),
+        "rollbacks": sum(c.rolled_back for c in result.cycles),
         "experiment_outcomes": pd.Series([e["status"] for e in result.experiments], dtype=object)
         .value_counts().to_dict(),
     }
@@ -38,7 +39,7 @@ def summary(result: SimulationResult, settings: dict[str, Any]) -> dict[str, Any
         {"time": c.time.isoformat(), "experiment": c.promoted.experiment_id, "variable": c.promoted.variable,
          "from": _before(result, c), "to": c.promoted.value, "claim": c.promoted.evidence.get("claim"),
          "e_value": c.promoted.evidence.get("e_value"), "threshold": c.promoted.evidence.get("threshold"),
-         "reason": c.promoted.reason} for c in result.promotions]
+         "reason": c.promoted.reason, "at_resume": bool(c.applied_at_resume)} for c in result.promotions]
     out["path"] = [{"time": result.first_review.isoformat(), **_values(result.initial)}] + [
         {"time": c.time.isoformat(), **c.values} for c in result.cycles]
     out["reoptimized_path"] = [{**r, "time": r["time"].isoformat()} for r in result.reoptimized]
@@ -70,7 +71,7 @@ def markdown(data: dict[str, Any], chart: str | None) -> str:
                        f"| {format_number(m['sharpe'])} | {format_metric('max_drawdown', m['max_drawdown'])} "
                        f"| {m['breaches']} | {m['halts']} |")
     out += ["", f"Experiments: {data['experiments']} ({', '.join(f'{k} {v}' for k, v in data['experiment_outcomes'].items()) or 'none'}); "
-                f"promotions: {data['promotions']}.", ""]
+                f"promotions: {data['promotions']}; rollbacks applied at a resume: {data['rollbacks']}.", ""]
     if data["promoted"]:
         out += ["## Promotions", "", "| time | experiment | change | claim | e-value | needed |",
                 "|---|---:|---|---|---:|---:|"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -40,9 +40,10 @@ from trader.errors import ConfigError
 from trader.feeds import ReplayFeed
 from trader.goals import Goals
 from trader.ledger import open_ledger
-from trader.ledger.models import MAIN_BOOK, Approval, Experiment, StrategyVersion
+from trader.ledger.models import MAIN_BOOK, Approval, DaemonState, Experiment, StrategyVersion
 from trader.ledger.replay import GroupCommit
 from trader.status import set_state
+from trader.timeframes import timeframe_seconds
 
 from . import experiments
 from .apply import apply_pending_fix
@@ -66,8 +67,9 @@ class CycleRecord:
     index: int  # 0: the first, read-only cycle
     time: datetime
     result: CycleResult
-    version: str  # the strategy version traded after this cycle (a promotion changes it)
+    version: str  # the strategy version traded after this cycle (and the resume that may follow it)
     values: dict[str, Any]  # its tunable variables
+    applied_at_resume: str | None = None  # the fix `trader resume` applied after a halted review
 
     @property
     def decision(self):
@@ -75,7 +77,14 @@ class CycleRecord:
 
     @property
     def promoted(self):
+        """The promotion this cycle made: in the review, or as the fix applied at the resume after it."""
+        if self.applied_at_resume and self.result.fix is not None and self.result.fix.action == "promote":
+            return self.result.fix
         return next((d for d in self.result.decisions if d.action == "promote" and d.applied), None)
+
+    @property
+    def rolled_back(self) -> bool:
+        return bool(self.applied_at_resume) and self.result.fix is not None and self.result.fix.action == "rollback"
 
 
 @dataclass
@@ -116,13 +125,13 @@ def window_metrics(equity: pd.Series, since, timeframe: str) -> dict[str, float]
     return {**found, "bars": int(len(part))}
 
 
-def review_times(frame: pd.DataFrame, cron: str, first: pd.Timestamp) -> list[int]:
+def review_times(frame: pd.DataFrame, cron: str, first: pd.Timestamp, bar: timedelta) -> list[int]:
     """Bar positions (exclusive ends) at which the cron fires from `first` on: a review at
     time T sees the bars that closed by T."""
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger.from_crontab(cron, timezone="UTC")
-    closes = frame.index + (frame.index[1] - frame.index[0] if len(frame) > 1 else pd.Timedelta(0))
+    closes = frame.index + bar
     last = closes[-1].to_pydatetime()
     ends, at = [], trigger.get_next_fire_time(None, first.to_pydatetime())
     while at is not None and at <= last:
@@ -145,7 +154,7 @@ def plan(frame: pd.DataFrame, config: StrategyConfig, goals: Goals) -> tuple[int
             f"({warmup} bars) plus the goals' lookback ({goals.review.lookback_days} days) plus two weekly reviews "
             f"(14 days): at least {warmup} bars and {goals.review.lookback_days + 14} days after them")
     first_review = frame.index[warmup] + timedelta(days=goals.review.lookback_days)
-    ends = review_times(frame, goals.review.cron, first_review)
+    ends = review_times(frame, goals.review.cron, first_review, timedelta(seconds=timeframe_seconds(config.timeframe)))
     if len(ends) < MIN_REVIEWS:
         raise TooShort(f"the review cron {goals.review.cron!r} fires {len(ends)} time(s) after the lookback window "
                        f"is filled; a simulation needs at least {MIN_REVIEWS}")
@@ -220,6 +229,7 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on
             if p in policies:
                 books.open(BOOKS[p], initial, goals)
         position, total = start, len(frame) - start
+        bar = timedelta(seconds=timeframe_seconds(initial.timeframe))
         for k, end in enumerate(ends + [len(frame)]):
             for view in itertools.islice(feed, end - position):
                 for engine in list(books.engines.values()):
@@ -230,11 +240,18 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on
             position = end
             if k == len(ends):
                 break
-            now = frame.index[end - 1].to_pydatetime() + (frame.index[1] - frame.index[0]).to_pytimedelta()
+            now = frame.index[end - 1].to_pydatetime() + bar
             for p in policies:
-                breaches[p] += _failing(factory, BOOKS[p], initial, goals, now)
+                failing = _failing(factory, BOOKS[p], initial, goals, now)
+                breaches[p] += failing
+                if failing and k > 0 and p != "hermes":
+                    # like for like: Hermes' failing review halts its book (apply mode); the
+                    # others' failing reviews halt theirs, and all are resumed below alike
+                    with factory.begin() as s:
+                        if s.get(DaemonState, BOOKS[p]).state != "halted":
+                            set_state(s, BOOKS[p], "halted", "a failing review (as Hermes' verdict halts its book)")
             if "hermes" in policies:
-                records.append(_review(factory, config_path, goals, frame.iloc[:end], workdir, now, k, budget, on_cycle))
+                records.append(_review(factory, config_path, goals, frame.iloc[:end], workdir, now, k, budget))
                 engine = books.engines[MAIN_BOOK]
                 after = load_strategy_config(config_path)
                 if after.version != engine.config.version:
@@ -246,12 +263,16 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on
                 if choice.version != configs["reoptimized"].version:
                     books.engines["reoptimized"].use_config(choice)
                     configs["reoptimized"] = choice
-            _resume_halted(factory, config_path, workdir, policies, now)
+            applied = _resume_halted(factory, config_path, workdir, policies, now)
             if "hermes" in policies:
                 after = load_strategy_config(config_path)
                 if after.version != books.engines[MAIN_BOOK].config.version:
                     books.engines[MAIN_BOOK].use_config(after)
                     books.sync_shadows()
+                records[-1] = replace(records[-1], applied_at_resume=applied, version=after.version,
+                                      values={name: after.value_of(name) for name in after.tunable})
+                if on_cycle is not None:
+                    on_cycle(records[-1])
         batch.commit()
         with factory() as s:
             equity = {p: equity_series(s, BOOKS[p]) for p in policies}
@@ -266,23 +287,21 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on
 
 
 def _review(factory, config_path: Path, goals: Goals, history: pd.DataFrame, workdir: Path, now: datetime,
-            k: int, budget: int, on_cycle) -> CycleRecord:
+            k: int, budget: int) -> CycleRecord:
     result = run_cycle(factory, CycleInputs(config_path=config_path, goals=goals, ohlcv=history, data_dir=workdir,
                                             now=now, budget=budget, chart=False))
     if k == 0:
         with factory.begin() as s:  # `hermes approve`, after one read-only review
             s.add(Approval(kind="hermes_apply", detail={"live": False, "by": "hermes simulate"}))
     after = load_strategy_config(config_path)
-    record = CycleRecord(index=k, time=now, result=result, version=after.version,
-                         values={name: after.value_of(name) for name in after.tunable})
-    if on_cycle is not None:
-        on_cycle(record)
-    return record
+    return CycleRecord(index=k, time=now, result=result, version=after.version,
+                       values={name: after.value_of(name) for name in after.tunable})
 
 
-def _resume_halted(factory, config_path: Path, workdir: Path, policies, now: datetime) -> None:
-    from trader.ledger.models import DaemonState
-
+def _resume_halted(factory, config_path: Path, workdir: Path, policies, now: datetime) -> str | None:
+    """Resume every halted policy, as a user reading the weekly report would; Hermes' with the
+    fix its review proposed. What `trader resume` applied to Hermes' book, if anything."""
+    applied = None
     for p in policies:
         with factory() as s:
             state = s.get(DaemonState, BOOKS[p])
@@ -290,9 +309,11 @@ def _resume_halted(factory, config_path: Path, workdir: Path, policies, now: dat
         if not halted:
             continue
         note = apply_pending_fix(factory, config_path, workdir, BOOKS[p], now) if p == "hermes" else None
+        applied = note if p == "hermes" else applied
         with factory.begin() as s:
             set_state(s, BOOKS[p], "running", "resumed at the weekly review (hermes simulate)"
                       + (f"; applied {note}" if note else ""))
+    return applied
 
 
 def _failing(factory, book: str, config: StrategyConfig, goals: Goals, now: datetime) -> int:

@@ -20,6 +20,7 @@ import yaml
 from hermes.simulation import changed_leaves, coarse_grid, simulate
 from trader.backtest import sweep
 from trader.config import parse_strategy_config
+from trader.goals import Goals
 
 from ..conftest import BTC_1H, ROOT, STRATEGY_YAML
 from .markets import PLANTED_STRATEGY, lenient_goals, planted_rsi, random_walk
@@ -80,6 +81,22 @@ def test_no_promotion_on_random_walks(random_runs):
         assert {c.version for c in run_.cycles} == {run_.initial.version}  # the strategy never changed
         judged += sum(1 for c in run_.cycles for d in c.result.decisions if d.action in ("continue", "reject"))
     assert judged >= 3  # not vacuous: experiments ran and were judged
+
+
+def test_while_every_review_fails_hermes_still_finds_the_fix_and_resume_applies_it(tmp_path):
+    """A failure threshold no strategy can meet: every review halts the main book. The
+    experiments go on in shadow, and the promotion they earn is the fix the resume applies."""
+    goals = Goals.model_validate({"success": {"sharpe": 2.0}, "failure": {"thresholds": {"sharpe": 20.0},
+                                  "monthly_return_floor": None}, "review": {"lookback_days": 28}})
+    path = tmp_path / "strategy.yaml"
+    path.write_text(PLANTED_STRATEGY)
+    result = simulate(planted_rsi(200 + 10 * WEEK, seed=0), path, goals, tmp_path, policies=("hermes",))
+    assert all(c.result.scorecard.verdict == "failing" for c in result.cycles)
+    assert all(c.result.halted for c in result.cycles[1:])  # apply mode: every review halts
+    fixed = [c for c in result.cycles if c.promoted is not None]
+    assert len(fixed) == 1 and fixed[0].applied_at_resume.startswith("promote")
+    assert fixed[0].promoted.variable == "oversold" and fixed[0].values["oversold"] == PLANTED
+    assert result.trajectory("oversold")[-1] == PLANTED
 
 
 def _check_run(run_) -> int:

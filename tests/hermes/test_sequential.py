@@ -67,6 +67,14 @@ def test_each_claim_is_tested_with_its_own_statistic():
     half = evidence(claim_for("sharpe").statistic, 0.5 * market, market)
     assert half.e_value < 20 and half.e_value_worse < 20
     assert claim_for("max_drawdown").effect == "mechanical" and claim_for("sharpe").effect == "predictive"
+    # holding less on a market with no edge: a true risk reduction when the stake says so, no
+    # evidence when a signal parameter merely happens to be out of the market more often
+    walk = rng.standard_t(4, 3000) * 0.007
+    out_more = walk * (rng.random(3000) < 0.6)
+    assert claim_for("max_drawdown", "stake_fraction").statistic == "downside_variance"
+    assert evidence("downside_variance", 0.5 * walk, walk).e_value > 1e4
+    assert claim_for("max_drawdown", "fast").statistic == "downside_asymmetry"
+    assert evidence("downside_asymmetry", out_more, walk).e_value < 20
     assert claim_for("win_rate").statistic == "return" and claim_for(None).metric == "sharpe"
 
 
