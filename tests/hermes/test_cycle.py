@@ -141,7 +141,7 @@ def test_apply_mode_runs_experiments_beside_a_control_book(pg_world):
         e = d.evidence
         assert e["forward_bars"] == 699 and e["prior_bars"] > 100  # the held-out fold opens the test
         assert e["threshold"] == pytest.approx(1 / level) and e["e_value"] > 0
-        assert e["claim"] == started.proposals[0].metric and e["statistic"] == sequential.claim_for(e["claim"]).statistic
+        assert e["claim"] == started.proposals[0].metric and e["statistic"] == sequential.claim_for(e["claim"], d.variable).statistic
     with world.factory() as s:
         assert len(store.equity_of(s, running[0][3])) == 700 and len(store.equity_of(s, running[0][4])) == 700
 
