@@ -12,10 +12,12 @@ ledger, so the policies see exactly the same bars:
   (the best Sharpe ratio of a coarse grid), traded until the next review: the naive
   alternative Hermes must beat.
 
-The three policies trade with the goals' kill switch. At each review a halted policy is
-resumed, as a user reading the weekly report would do: Hermes' book with the fix its review
-proposed (`trader resume`), the others as they are. A policy's *breaches* are the reviews
-at which its lookback window breached a failure threshold, scored the same way for all three.
+The three policies trade with the goals' kill switch, and a failing review halts each of
+them alike (Hermes' verdict halts its book; the others are halted the same way). At each
+review a halted policy is resumed, as a user reading the weekly report would do: Hermes' book
+with the fix its review proposed (`trader resume`), the others as they are. A policy's
+*breaches* are the reviews at which its lookback window breached a failure threshold, scored
+the same way for all three.
 """
 
 from __future__ import annotations
