@@ -64,7 +64,8 @@ def pending_fix(session, book: str) -> ExperimentDecision | None:
     if state is None or state.state != "halted" or store.latest_approval(session, "hermes_apply") is None:
         return None
     review = session.scalars(select(Review).order_by(Review.id.desc())).first()
-    fix = (review.result or {}).get("fix") if review is not None else None
+    # a fix a read-only review described is what it would have done, not a proposal to apply
+    fix = (review.result or {}).get("fix") if review is not None and review.mode == "apply" else None
     if not fix:
         return None
     decision = ExperimentDecision.model_validate(fix)

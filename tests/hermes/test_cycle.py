@@ -237,6 +237,12 @@ def test_a_failing_read_only_review_changes_nothing_even_with_a_version_to_roll_
         assert s.get(DaemonState, "main").state == "running"
         assert s.query(Experiment).count() == 0
         assert pending_fix(s, "main") is None
+    # approved later and halted: what the read-only review described is still not a fix to apply
+    world.approve()
+    with world.factory.begin() as s:
+        s.get(DaemonState, "main").state = "halted"
+    with world.factory() as s:
+        assert pending_fix(s, "main") is None
 
 
 def test_a_revoked_approval_stops_the_experiments_and_promotes_nothing(world, monkeypatch):
