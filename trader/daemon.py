@@ -541,7 +541,8 @@ class Service:
                 server.stop()
             try:
                 with self.factory.begin() as s:
-                    store.record_event(s, "stopped", "stopped by signal", self.options.book)
+                    store.record_event(s, "stopped", "stopped by signal" if self.stop.is_set()
+                                       else "stopped: the run came to its end", self.options.book)
             except Exception as exc:  # a full disk, a damaged ledger: the stop itself goes on
                 log.warning("the stop is not in the ledger: %s", exc.__class__.__name__)
             self.lock.release()

@@ -77,6 +77,8 @@ def test_demo_trades_reviews_and_stops_by_itself_after_n_weeks(tmp_path):
         modes = [m for (m,) in db.execute("select mode from reviews order by id")]
         fills = db.execute("select count(*) from fills where book = 'main'").fetchone()[0]
         approvals = [k for (k,) in db.execute("select kind from approvals order by id")]
+        last = db.execute("select message from events where kind = 'stopped' order by id desc limit 1").fetchone()[0]
+    assert last == "stopped: the run came to its end"  # not a signal: it finished its weeks
     assert modes == ["read_only", "apply"]
     assert fills > 0
     assert approvals == ["live", "hermes_apply"]
@@ -102,8 +104,8 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
     assert "trader demo stopped after 0 of 12 simulated week(s)" in out
     assert get(port, "/health") is None  # the health server is gone with it
     with sqlite3.connect(work / "demo" / "trader.db") as db:
-        last = db.execute("select kind from events order by id desc limit 1").fetchone()[0]
-    assert last == "stopped"
+        last = db.execute("select kind, message from events order by id desc limit 1").fetchone()
+    assert last == ("stopped", "stopped by signal")
 
 
 def test_the_bundled_candles_are_the_projects_real_ones():
