@@ -28,32 +28,32 @@ from sqlalchemy.orm import Session
 
 from trader.ledger.models import Experiment, Review
 
-ALPHA_PER_YEAR = 0.05  # expected false promotions per year of operation, at most
+ALPHA_PER_YEAR = 0.05  # expected false promotions per year, at most (goals.yaml review.false_promotions_per_year)
 MAX_SHARE = 0.25  # of a year's income, for any one experiment
 MIN_LEVEL = ALPHA_PER_YEAR / 52 / 6  # below this an experiment could hardly ever pass: start fewer
 WEEK = 7 * 86400
 
 
-def income(first_review: datetime | None, now: datetime) -> float:
+def income(first_review: datetime | None, now: datetime, per_year: float = ALPHA_PER_YEAR) -> float:
     if first_review is None:
         return 0.0
     weeks = max(0.0, (now - first_review).total_seconds() / WEEK)
-    return ALPHA_PER_YEAR * weeks / 52
+    return per_year * weeks / 52
 
 
-def available(session: Session, now: datetime) -> tuple[float, float, float]:
+def available(session: Session, now: datetime, per_year: float = ALPHA_PER_YEAR) -> tuple[float, float, float]:
     """(income so far, spent so far, available now)."""
     first = session.scalar(select(func.min(Review.time)))
-    earned = income(first, now)
+    earned = income(first, now, per_year)
     spent = float(session.scalar(select(func.coalesce(func.sum(Experiment.alpha), 0.0))) or 0.0)
     return earned, spent, max(0.0, earned - spent)
 
 
-def levels(session: Session, now: datetime, slots: int) -> list[float]:
+def levels(session: Session, now: datetime, slots: int, per_year: float = ALPHA_PER_YEAR) -> list[float]:
     """The level of each of `slots` experiments starting now: equal shares of what is available."""
     if slots <= 0:
         return []
-    _earned, _spent, free = available(session, now)
-    while slots > 0 and free / slots < MIN_LEVEL:
+    _earned, _spent, free = available(session, now, per_year)
+    while slots > 0 and free / slots < MIN_LEVEL * per_year / ALPHA_PER_YEAR:
         slots -= 1
-    return [min(free / slots, ALPHA_PER_YEAR * MAX_SHARE)] * slots if slots else []
+    return [min(free / slots, per_year * MAX_SHARE)] * slots if slots else []

@@ -186,11 +186,12 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
     with factory() as s:
         live = experiments.running(s) if apply else []
         slots = experiments.MAX_CHALLENGERS - len(live)
-        levels = budget.levels(s, now, slots) if apply else [None] * slots
-        earned, spent, free = budget.available(s, now)
+        per_year = inputs.goals.review.false_promotions_per_year
+        levels = budget.levels(s, now, slots, per_year) if apply else [None] * slots
+        earned, spent, free = budget.available(s, now, per_year)
         refused = experiments.tried(s, config.version)
     screening = {"metric": metric, "budget": {"earned": earned, "spent": spent, "available": free,
-                                              "per_year": budget.ALPHA_PER_YEAR}, "slots": slots}
+                                              "per_year": per_year}, "slots": slots}
     if slots <= 0:
         return [], screening, None
     if not levels:
@@ -210,7 +211,7 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
     chosen = proposer.choose(candidates, len(levels), busy=[e.variable for e in live])
     if apply and chosen:  # the income is shared by the experiments that really start
         with factory() as s:
-            levels = budget.levels(s, now, len(chosen))
+            levels = budget.levels(s, now, len(chosen), per_year)
     problem = None if chosen else f"no candidate improved {metric} consistently ({len(candidates)} tried)"
     if chosen and inputs.environ.get("ANTHROPIC_API_KEY"):
         chosen, problem = _with_claude(inputs, config, scorecard, candidates, chosen, live)

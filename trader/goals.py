@@ -75,6 +75,9 @@ class Failure(Frozen):
 class Review(Frozen):
     cron: str = Field("0 6 * * mon", description="when Hermes reviews, a 5-field cron expression (UTC)")
     lookback_days: int = Field(90, ge=7, le=3650, description="history scored and backtested")
+    false_promotions_per_year: float = Field(
+        0.05, gt=0, le=1, description="Hermes' error budget: expected promotions of a useless change per year, "
+        "at most; more lets weaker effects through sooner, and more of them by luck")
 
     @field_validator("cron")
     @classmethod

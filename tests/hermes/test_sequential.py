@@ -129,3 +129,22 @@ def test_unspent_income_waits_for_later_experiments_within_a_cap(tmp_path):
         assert capped == pytest.approx([budget.ALPHA_PER_YEAR * budget.MAX_SHARE])
         # too little left for three: fewer experiments, each with a level that can still pass
         assert len(budget.levels(s, t0 + timedelta(days=2), 3)) == 1
+
+
+def test_the_user_sets_the_yearly_rate_and_nonsense_is_refused(tmp_path):
+    from pydantic import ValidationError
+
+    from trader.goals import Goals
+
+    factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    t0 = datetime(2025, 1, 6, 6, tzinfo=timezone.utc)
+    with factory.begin() as s:
+        s.add(Review(time=t0, mode="read_only", strategy_version="v", verdict="not_yet", decision="none", result={}))
+        s.flush()
+        later = t0 + timedelta(weeks=2)
+        assert budget.levels(s, later, 2, per_year=0.2) == pytest.approx([4 * x for x in budget.levels(s, later, 2)])
+    assert Goals.model_validate({"review": {"false_promotions_per_year": 0.2}}).review.false_promotions_per_year == 0.2
+    assert Goals().review.false_promotions_per_year == budget.ALPHA_PER_YEAR
+    for bad in (0, -0.1, 2):
+        with pytest.raises(ValidationError):
+            Goals.model_validate({"review": {"false_promotions_per_year": bad}})
