@@ -145,10 +145,9 @@ def evaluate(history: pd.DataFrame, config: StrategyConfig, variants: Sequence[t
     screened = SCREENED_AS.get(metric, metric)
     per_year = bars_per_year(config.timeframe)
     bar = timeframe_seconds(config.timeframe)
-    values = np.array([[_fold_metrics(curve, bounds[k], bounds[k + 1], per_year, bar)[screened]
-                        for k in range(folds)] for curve in curves])
-    sharpes = np.array([[_fold_metrics(curve, bounds[k], bounds[k + 1], per_year, bar)["sharpe"]
-                         for k in range(folds)] for curve in curves])
+    scored = [[_fold_metrics(curve, bounds[k], bounds[k + 1], per_year, bar) for k in range(folds)] for curve in curves]
+    values = np.array([[fold[screened] for fold in row] for row in scored])
+    sharpes = np.array([[fold["sharpe"] for fold in row] for row in scored])
     sign = POLARITY.get(screened, 1)
     diffs = sign * (values[1:] - values[0])
     choice = folds - 1

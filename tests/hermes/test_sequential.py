@@ -4,6 +4,7 @@ at, powerful where the claim holds, and testing the claim the experiment made.""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -93,19 +94,29 @@ def test_statistics_are_predictable_and_refuse_bad_input():
         statistic("luck", c, b)
 
 
+T0 = datetime(2025, 1, 6, 6, tzinfo=timezone.utc)
+
+
+@contextmanager
+def reviewed_once(tmp_path):
+    """A ledger transaction whose first (read-only) review was at T0: the budget's income starts there."""
+    factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    with factory.begin() as s:
+        s.add(Review(time=T0, mode="read_only", strategy_version="v", verdict="not_yet", decision="none", result={}))
+        s.flush()
+        yield s
+
+
 def test_the_yearly_budget_pays_the_same_level_to_the_hundredth_experiment(tmp_path):
     """E[false promotions in T weeks] <= 0.05 T / 52: the level depends on time, not on how
     many experiments came before (a lifetime budget would give the 100th 1/10,000 of the first's)."""
-    factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
-    t0 = datetime(2025, 1, 6, 6, tzinfo=timezone.utc)
-    with factory.begin() as s:
-        s.add(Review(time=t0, mode="read_only", strategy_version="v", verdict="not_yet", decision="none", result={}))
+    with reviewed_once(tmp_path) as s:
         s.add(StrategyVersion(version="v", name="n", strategy="ma_cross", settings={}))
-        assert budget.levels(s, t0, 3) == []  # nothing earned yet
+        assert budget.levels(s, T0, 3) == []  # nothing earned yet
         weekly = budget.ALPHA_PER_YEAR / 52
         levels = []
         for week in range(1, 105):  # two years, three experiments started every week
-            now = t0 + timedelta(weeks=week)
+            now = T0 + timedelta(weeks=week)
             share = budget.levels(s, now, 3)
             for alpha in share:
                 s.add(Experiment(book=f"b{week}", baseline_version="v", challenger_version="v", variable="fast",
@@ -119,16 +130,13 @@ def test_the_yearly_budget_pays_the_same_level_to_the_hundredth_experiment(tmp_p
 
 
 def test_unspent_income_waits_for_later_experiments_within_a_cap(tmp_path):
-    factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
-    t0 = datetime(2025, 1, 6, 6, tzinfo=timezone.utc)
-    with factory.begin() as s:
-        s.add(Review(time=t0, mode="read_only", strategy_version="v", verdict="not_yet", decision="none", result={}))
+    with reviewed_once(tmp_path) as s:
         s.flush()
-        assert budget.levels(s, t0 + timedelta(weeks=4), 1) == pytest.approx([budget.ALPHA_PER_YEAR * 4 / 52])
-        capped = budget.levels(s, t0 + timedelta(weeks=52), 1)
+        assert budget.levels(s, T0 + timedelta(weeks=4), 1) == pytest.approx([budget.ALPHA_PER_YEAR * 4 / 52])
+        capped = budget.levels(s, T0 + timedelta(weeks=52), 1)
         assert capped == pytest.approx([budget.ALPHA_PER_YEAR * budget.MAX_SHARE])
         # too little left for three: fewer experiments, each with a level that can still pass
-        assert len(budget.levels(s, t0 + timedelta(days=2), 3)) == 1
+        assert len(budget.levels(s, T0 + timedelta(days=2), 3)) == 1
 
 
 def test_the_user_sets_the_yearly_rate_and_nonsense_is_refused(tmp_path):
@@ -136,12 +144,9 @@ def test_the_user_sets_the_yearly_rate_and_nonsense_is_refused(tmp_path):
 
     from trader.goals import Goals
 
-    factory = sessions(open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
-    t0 = datetime(2025, 1, 6, 6, tzinfo=timezone.utc)
-    with factory.begin() as s:
-        s.add(Review(time=t0, mode="read_only", strategy_version="v", verdict="not_yet", decision="none", result={}))
+    with reviewed_once(tmp_path) as s:
         s.flush()
-        later = t0 + timedelta(weeks=2)
+        later = T0 + timedelta(weeks=2)
         assert budget.levels(s, later, 2, per_year=0.2) == pytest.approx([4 * x for x in budget.levels(s, later, 2)])
     assert Goals.model_validate({"review": {"false_promotions_per_year": 0.2}}).review.false_promotions_per_year == 0.2
     assert Goals().review.false_promotions_per_year == budget.ALPHA_PER_YEAR
