@@ -206,7 +206,9 @@ def _approve(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise InputError("not confirmed: run in a terminal to answer, or pass --yes")
-        if input("Type 'apply' to approve: ").strip() != "apply":
+        from trader.prompt import answer
+
+        if answer("Type 'apply' to approve") != "apply":
             print("not approved")
             return 1
     with factory.begin() as s:

@@ -236,7 +236,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _trades(args: argparse.Namespace) -> int:
-    from .engine import split_symbol
+    from .domain import split_symbol
     from .health import dumps
     from .ledger import store
     from .ledger.models import MAIN_BOOK
@@ -314,11 +314,14 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _set_state(state: str, reason: str | None) -> int:
     from .ledger.models import MAIN_BOOK
-    from .status import set_state
+    from .risk import halt, resume
 
     try:
         with _ledger().begin() as s:
-            set_state(s, MAIN_BOOK, state, reason)
+            if state == "halted":
+                halt(s, MAIN_BOOK, reason or "halted by hand")
+            else:
+                resume(s, MAIN_BOOK, reason)
     except LookupError as exc:
         raise InputError(str(exc)) from None
     print("halted: the daemon places no new orders from its next tick" if state == "halted"
@@ -346,8 +349,9 @@ def _approve(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise InputError("not confirmed: run in a terminal to answer, or pass --yes")
-        answer = input(f"Type the version ({config.version}) to approve: ").strip()
-        if answer != config.version:
+        from .prompt import answer
+
+        if answer(f"Type the version ({config.version}) to approve") != config.version:
             print("not approved")
             return 1
     with _ledger().begin() as s:

@@ -319,12 +319,9 @@ class _Init:
                 raise InputError(f"--{dest.replace('_', '-')}: {exc}") from None
         if not self.interactive:
             return parse(default)
-        while True:
-            answer = input(f"  {prompt} [{default}]: ").strip()
-            try:
-                return parse(answer or default)
-            except ValueError as exc:
-                print(f"    {exc}; try again")
+        from .prompt import ask  # rich is loaded only when a question is asked
+
+        return ask(f"  {prompt}", default, parse)
 
     def keeps(self, path: Path) -> bool:
         return path.exists() and not self.force
