@@ -312,7 +312,7 @@ def _clock(fn) -> float:
 
 
 def single_breakdown(df, config, repeats: int) -> dict[str, float]:
-    """Where one `run_backtest` goes: signal, kernels, and turning fills into Fill objects."""
+    """Where one `run_backtest` goes: signal, kernels, and turning the kernel's fills into columns."""
     from trader.backtest import kernel, run_backtest
     from trader.backtest.run import _Prices, _simulate
 
@@ -330,7 +330,7 @@ def single_breakdown(df, config, repeats: int) -> dict[str, float]:
         "signal (2 pandas rolling means + compare)": signal,
         "kernels + Metrics": kernels,
         "price arrays": prep,
-        "rest: Fill objects (one pandas Timestamp per fill)": total - signal - kernels - prep,
+        "rest: fills as columns, equity Series, result": total - signal - kernels - prep,
     }
 
 

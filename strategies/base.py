@@ -4,11 +4,13 @@ exposure per bar (0 = flat, 1 = the full stake), plus its parameter model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # loaded by the signal functions: the parameter models alone stay cheap
+    import numpy as np
+    import pandas as pd
 
 
 class Params(BaseModel):
@@ -17,7 +19,7 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-SignalFn = Callable[[pd.DataFrame, Params], np.ndarray]
+SignalFn = Callable[["pd.DataFrame", Params], "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Strategy:
 
     def exposure(self, ohlcv: pd.DataFrame, params: Params) -> np.ndarray:
         """Run the signal and enforce its contract: finite values in [0, 1]."""
+        import numpy as np
+
         out = np.asarray(self.signal(ohlcv, params), dtype=np.float64)
         if out.shape != (len(ohlcv),):
             raise ValueError(

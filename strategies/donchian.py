@@ -3,12 +3,15 @@ prior M-bar low."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
-from . import indicators as ind
 from .base import Params, Strategy
+
+if TYPE_CHECKING:  # see base.py: loaded when a signal is computed
+    import numpy as np
+    import pandas as pd
 
 
 class DonchianParams(Params):
@@ -17,6 +20,8 @@ class DonchianParams(Params):
 
 
 def signal(ohlcv: pd.DataFrame, params: DonchianParams) -> np.ndarray:
+    from . import indicators as ind
+
     close = ind.column(ohlcv, "close")
     # the channel of the bars *before* t: a close can only break a level set earlier
     upper = ind.shift(ind.rolling_max(ind.column(ohlcv, "high"), params.entry))

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 
-try:  # pandas' own rolling kernels, called without Series.rolling's per-call cost
-    from pandas._libs.window import aggregations as _roll
-except ImportError:  # a pandas that moved them (a private module): the public path, same bits
-    _roll = None
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas' own rolling kernels, called without Series.rolling's per-call cost; loaded at first
+# use (with pandas), so importing the strategy library stays cheap. None: a pandas that moved
+# them (a private module), so the public path, same bits.
+_UNLOADED = object()
+_roll = _UNLOADED
+
+
+def _kernels():
+    global _roll
+    if _roll is _UNLOADED:
+        try:
+            from pandas._libs.window import aggregations as _roll
+        except ImportError:
+            _roll = None
+    return _roll
 
 _memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("indicator_memo", default=None)
 
@@ -66,8 +79,10 @@ def _rolling(name: str, values: np.ndarray, window: int) -> np.ndarray:
     per-call overhead (about 50 us; the daemon pays it every tick): pandas' own Cython
     kernel on the inputs pandas would give it, so the very same bits (see
     tests/strategies/test_indicators.py)."""
-    kernel = getattr(_roll, f"roll_{name}", None)
+    kernel = getattr(_kernels(), f"roll_{name}", None)
     if kernel is None:
+        import pandas as pd
+
         return getattr(pd.Series(values, dtype=np.float64).rolling(window, min_periods=window), name)().to_numpy()
     x = np.asarray(values, dtype=np.float64)
     if len(x) == 0:
@@ -94,6 +109,8 @@ def ema(values: np.ndarray, span: int) -> np.ndarray:
     """Exponential moving average, alpha = 2 / (span + 1), seeded at the first value."""
 
     def compute() -> np.ndarray:
+        import pandas as pd
+
         out = pd.Series(values).ewm(span=span, adjust=False).mean().to_numpy()
         out[: span - 1] = np.nan
         return out
@@ -105,6 +122,8 @@ def rsi(values: np.ndarray, period: int) -> np.ndarray:
     """Wilder's RSI (smoothing alpha = 1/period); NaN until `period` changes have been seen."""
 
     def compute() -> np.ndarray:
+        import pandas as pd
+
         delta = np.diff(values, prepend=np.nan)
         gain = pd.Series(np.where(delta > 0, delta, 0.0))
         loss = pd.Series(np.where(delta < 0, -delta, 0.0))
@@ -155,6 +174,8 @@ def latch(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
     A state machine without a Python loop: mark entries 1 and exits 0, carry the last mark
     forward. When both hold on the same bar, leaving wins (the cautious reading).
     """
+    import pandas as pd
+
     marks = np.full(len(enter), np.nan)
     marks[enter] = 1.0
     marks[leave] = 0.0

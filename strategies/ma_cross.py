@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import Field, model_validator
 
-from . import indicators as ind
 from .base import Params, Strategy
+
+if TYPE_CHECKING:  # see base.py: loaded when a signal is computed
+    import numpy as np
+    import pandas as pd
 
 
 class MaCrossParams(Params):
@@ -25,12 +26,14 @@ class MaCrossParams(Params):
 
 
 def signal(ohlcv: pd.DataFrame, params: MaCrossParams) -> np.ndarray:
+    from . import indicators as ind
+
     close = ind.column(ohlcv, "close")
     average = ind.sma if params.kind == "sma" else ind.ema
     fast = average(close, params.fast)
     slow = average(close, params.slow)
     # NaN during warm-up compares False: flat until both averages exist
-    return (fast > slow).astype(np.float64)
+    return (fast > slow).astype("float64")
 
 
 STRATEGY = Strategy(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
-from . import indicators as ind
 from .base import Params, Strategy
+
+if TYPE_CHECKING:  # see base.py: loaded when a signal is computed
+    import numpy as np
+    import pandas as pd
 
 
 class RsiReversionParams(Params):
@@ -25,6 +28,8 @@ class RsiReversionParams(Params):
 
 
 def signal(ohlcv: pd.DataFrame, params: RsiReversionParams) -> np.ndarray:
+    from . import indicators as ind
+
     rsi = ind.rsi(ind.column(ohlcv, "close"), params.period)
     # comparisons with NaN (warm-up) are False: no entry, no exit
     return ind.latch(rsi < params.oversold, rsi > params.exit_level)

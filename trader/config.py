@@ -28,6 +28,8 @@ import strategies
 from strategies.base import Params
 
 from .errors import ConfigError
+from .exchange_ids import EXCHANGES, is_exchange
+from .exchange_ids import timeframes as exchange_timeframes
 from .timeframes import timeframe_seconds
 from .yamlfile import LocatedError, format_problems, kind_of, pydantic_problems, read_yaml
 
@@ -118,7 +120,7 @@ class StrategyConfig(Frozen):
     @field_validator("exchange")
     @classmethod
     def _known_exchange(cls, value: str) -> str:
-        if value not in _ccxt_exchanges():
+        if not is_exchange(value):
             raise ValueError(f"unknown exchange {value!r}: expected a ccxt exchange id like 'binance'")
         return value
 
@@ -145,7 +147,7 @@ class StrategyConfig(Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> "StrategyConfig":
-        offered = _exchange_timeframes(self.exchange)
+        offered = exchange_timeframes(self.exchange)
         if offered and self.timeframe not in offered:
             raise LocatedError(
                 "timeframe",
@@ -208,19 +210,12 @@ class StrategyConfig(Frozen):
         return strategies.get(self.strategy)
 
 
-@functools.lru_cache(maxsize=1)
+# the names onboarding asks with (ccxt's own list, kept in the package: see exchange_ids)
+_exchange_timeframes = exchange_timeframes
+
+
 def _ccxt_exchanges() -> frozenset[str]:
-    import ccxt  # imported here: the CLI's --help must not pay for it
-
-    return frozenset(ccxt.exchanges)
-
-
-@functools.lru_cache(maxsize=32)
-def _exchange_timeframes(exchange_id: str) -> tuple[str, ...]:
-    import ccxt
-
-    timeframes = getattr(ccxt, exchange_id)().timeframes or {}
-    return tuple(timeframes)
+    return EXCHANGES
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -77,10 +77,13 @@ def exits_by_reason(fills) -> dict[str, int]:
     """Closed round trips by what closed them: the strategy's signal, the stop-loss or the take-profit."""
     counts = {"signal": 0, "stop_loss": 0, "take_profit": 0}
     qty = 0.0
-    for f in fills:
-        qty += f.qty if f.side == "buy" else -f.qty
-        if f.side == "sell" and qty <= f.qty * 1e-9:  # flat again: a round trip closed
-            counts[f.reason] = counts.get(f.reason, 0) + 1
+    # a backtest's fills are columns: read them as such, not one Fill object (and Timestamp) each
+    rows = fills.sides_qtys_reasons() if hasattr(fills, "sides_qtys_reasons") else (
+        (f.side, f.qty, f.reason) for f in fills)
+    for side, amount, reason in rows:
+        qty += amount if side == "buy" else -amount
+        if side == "sell" and qty <= amount * 1e-9:  # flat again: a round trip closed
+            counts[reason] = counts.get(reason, 0) + 1
             qty = 0.0
     return counts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -117,13 +118,76 @@ class Fill:
     reason: str  # "signal" | "stop_loss" | "take_profit"
 
 
+class Fills(Sequence[Fill]):
+    """A backtest's fills as columns (the kernel's output, converted in whole arrays): a
+    `Fill` object is built only for the fills a caller looks at one by one. A year of
+    minute bars has 20,000 fills; a pandas Timestamp each cost 80% of the run.
+
+    `side` and `reason` are the kernel's codes (`rules.BUY` ..., `rules.SIGNAL` ...),
+    `names` their words, in code order."""
+
+    __slots__ = ("time", "side", "qty", "price", "fee", "reason", "side_names", "reason_names")
+
+    def __init__(self, time: pd.DatetimeIndex | pd.Index, side: np.ndarray, qty: np.ndarray,
+                 price: np.ndarray, fee: np.ndarray, reason: np.ndarray,
+                 side_names: dict[int, str], reason_names: dict[int, str]):
+        self.time, self.side, self.qty, self.price, self.fee, self.reason = time, side, qty, price, fee, reason
+        self.side_names, self.reason_names = side_names, reason_names
+
+    def __len__(self) -> int:
+        return len(self.qty)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Fills(self.time[i], self.side[i], self.qty[i], self.price[i], self.fee[i], self.reason[i],
+                         self.side_names, self.reason_names)
+        return Fill(time=self.time[i], side=self.side_names[int(self.side[i])], qty=float(self.qty[i]),
+                    price=float(self.price[i]), fee=float(self.fee[i]),
+                    reason=self.reason_names[int(self.reason[i])])
+
+    def __iter__(self) -> Iterator[Fill]:
+        sides, reasons = self.side_names, self.reason_names
+        for time, side, qty, price, fee, reason in zip(
+                self.time, self.side.tolist(), self.qty.tolist(), self.price.tolist(),
+                self.fee.tolist(), self.reason.tolist()):
+            yield Fill(time=time, side=sides[side], qty=qty, price=price, fee=fee, reason=reasons[reason])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays: not hashable
+
+    def __repr__(self) -> str:
+        return f"<Fills: {len(self)}>"
+
+    def words(self, codes: np.ndarray, names: dict[int, str]) -> np.ndarray:
+        """The codes as their words (str), in one vectorised lookup."""
+        lookup = np.empty(max(names) - min(names) + 1, dtype=object)
+        for code, name in names.items():
+            lookup[code - min(names)] = str(name)
+        return lookup[codes - min(names)]
+
+    def sides_qtys_reasons(self) -> Iterator[tuple[str, float, str]]:
+        """(side, qty, reason) of each fill, without building its Timestamp."""
+        return zip(self.words(self.side, self.side_names).tolist(), self.qty.tolist(),
+                   self.words(self.reason, self.reason_names).tolist())
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "time": self.time, "side": self.words(self.side, self.side_names), "qty": self.qty,
+            "price": self.price, "fee": self.fee, "reason": self.words(self.reason, self.reason_names),
+        }, columns=[f.name for f in fields(Fill)])
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     version: str  # the strategy version that produced it
     metrics: Metrics
     equity: pd.Series  # after each bar's close, indexed by bar open time
     target: np.ndarray  # the strategy's exposure per bar
-    fills: tuple[Fill, ...]
+    fills: Fills  # a sequence of Fill, stored as columns
 
     def fills_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(f) for f in self.fills], columns=[f.name for f in fields(Fill)])
+        return self.fills.frame()

@@ -12,7 +12,7 @@ from strategies import indicators
 from ..config import StrategyConfig
 from ..timeframes import bars_per_year, timeframe_seconds
 from . import kernel, rules
-from .result import BacktestResult, Fill, Metrics
+from .result import BacktestResult, Fills, Metrics
 
 
 
@@ -60,19 +60,15 @@ def run_backtest(ohlcv: pd.DataFrame, config: StrategyConfig) -> BacktestResult:
     metrics, counts = _simulate(prices, config, target, equity, fills)
     index = ohlcv.index
     rows = fills[: counts[0]]
-    # convert whole columns at once: per-row Index lookups would dominate the run time
-    times = index[rows[:, 0].astype(np.int64)]
+    # whole columns at once; Fill objects (a Timestamp each) only for fills looked at one by one
     return BacktestResult(
         version=config.version,
         metrics=metrics,
         equity=pd.Series(equity, index=index, name="equity"),
         target=target,
-        fills=tuple(
-            Fill(time=time, side=rules.SIDE_NAMES[side], qty=qty, price=price, fee=fee, reason=rules.REASON_NAMES[reason])
-            for time, side, qty, price, fee, reason in zip(
-                times, rows[:, 1].astype(np.int64).tolist(), rows[:, 2].tolist(),
-                rows[:, 3].tolist(), rows[:, 4].tolist(), rows[:, 5].astype(np.int64).tolist())
-        ),
+        fills=Fills(index[rows[:, 0].astype(np.int64)], rows[:, 1].astype(np.int64), rows[:, 2].copy(),
+                    rows[:, 3].copy(), rows[:, 4].copy(), rows[:, 5].astype(np.int64),
+                    rules.SIDE_NAMES, rules.REASON_NAMES),
     )
 
 

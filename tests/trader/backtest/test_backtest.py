@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from trader.backtest import METRIC_KEYS, run_backtest, sweep
@@ -109,3 +110,22 @@ def test_no_signal_means_flat_equity(btc, config):
     assert result.fills == () and np.all(result.equity == config.capital)
     assert result.metrics.total_return == 0 and result.metrics.trades == 0
     assert result.metrics.win_rate is None and result.metrics.exposure == 0
+
+
+def test_the_fills_columns_read_as_fill_objects(btc, config):
+    """The fills are kept as columns; one by one, sliced, iterated or as a frame they are the
+    Fill records the kernel's rows describe."""
+    from trader.backtest.result import Fill
+
+    fills = run_backtest(btc, config).fills
+    listed = list(fills)
+    assert len(listed) == len(fills) > 10 and all(isinstance(f, Fill) for f in listed)
+    assert fills[0] == listed[0] and fills[-1] == listed[-1] and list(fills[2:5]) == listed[2:5]
+    assert fills == tuple(listed) and fills != tuple(listed[:-1])
+    assert isinstance(listed[0].time, pd.Timestamp) and listed[0].time.tzinfo is not None
+    assert {f.side for f in listed} == {"buy", "sell"} and all(type(f.qty) is float for f in listed)
+    frame = fills.frame()
+    assert list(frame.columns) == ["time", "side", "qty", "price", "fee", "reason"]
+    assert [tuple(row) for row in frame.itertuples(index=False)] == [
+        (f.time, f.side, f.qty, f.price, f.fee, f.reason) for f in listed]
+    assert list(fills.sides_qtys_reasons()) == [(f.side, f.qty, f.reason) for f in listed]
