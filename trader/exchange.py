@@ -1,23 +1,14 @@
-"""Our adapter over ccxt: one exchange, one symbol. The ONLY place ccxt errors are translated.
-
-Every call goes through `ExchangeAdapter._call`, which turns ccxt's exceptions into
-trader.errors classes:
-
-* network trouble, timeouts, rate limits (429/418), 5xx, maintenance, bad response bodies,
-  rejected timestamps -> TemporaryExchangeError, with `retry_after` (seconds, or None) taken
-  from the response's Retry-After header. Every TemporaryExchangeError raised here has it.
-* creating an order: a timeout, a dropped connection, a 5xx or an unreadable answer means the
-  order may or may not exist -> OrderOutcomeUnknown (a TemporaryExchangeError): reconcile with
-  fetch_order(client_order_id) before sending again. Rate limits, bans, maintenance and
-  rejected timestamps are answered before the order is looked at -> OrderRefused (also a
-  TemporaryExchangeError): it was not placed; wait `retry_after` before the next request.
-* InsufficientFunds -> InsufficientFunds; invalid orders and bad requests on order calls
-  (filters, duplicate client id, cancelling an order that is not open) -> OrderRejected.
-* bad keys, missing permissions, unknown symbol, anything else -> OperationalExchangeError.
+"""Our adapter over ccxt: one exchange, one symbol. Every call goes through
+`ExchangeAdapter._call`, the ONLY place ccxt errors are translated into trader.errors classes
+(by trader.exchange_errors, whose docstring says what becomes what), so every
+TemporaryExchangeError raised here carries `retry_after` and a failed order placement says
+whether the order may exist (OrderOutcomeUnknown) or was refused before it was looked at
+(OrderRefused).
 
 No message, repr or log line carries the API key, secret or password: exception text is
 scrubbed (ccxt's own text can hold URLs and bodies), exceptions are raised `from None` so
-ccxt's originals are not printed with them, and ccxt's debug log goes through a scrubbing logger.
+ccxt's originals are not printed with them, and ccxt's debug log goes through a scrubbing logger
+(both in trader.exchange_client, which builds the ccxt client).
 """
 
 from __future__ import annotations
@@ -25,59 +16,39 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import ccxt
 import pandas as pd
 
-from trader.errors import (
-    ConfigError,
-    ExchangeError,
-    InsufficientFunds,
-    OperationalExchangeError,
-    OrderOutcomeUnknown,
-    OrderRefused,
-    OrderRejected,
-    TemporaryExchangeError,
+from trader.errors import ConfigError, OperationalExchangeError, OrderOutcomeUnknown, TemporaryExchangeError
+from trader.exchange_client import (  # Credentials, HttpStatus, point_api_at: also public here
+    BINANCE_IDS,
+    BINANCE_RECV_WINDOW_MS,
+    Credentials,
+    HttpStatus,
+    Scrubber,
+    ScrubbingLogger,
+    build_client,
+    point_api_at,
+    retry_after,
 )
+from trader.exchange_errors import translate, with_retry_after
 from trader.ohlcv import COLUMNS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MASK = "***"
-_BINANCE_IDS = frozenset({"binance", "binanceus"})
-_BINANCE_RECV_WINDOW_MS = 5000
 _NO_REQUEST = object()  # marks "no HTTP answer yet" in ccxt's last_json_response
-_SIGNATURE = re.compile(r"(signature=)[^&\s'\"]+", re.IGNORECASE)
 _ORDER_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
 
 
 # -- values -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Exchange API keys. Never shown by repr() or str()."""
-
-    api_key: str = field(repr=False)
-    secret: str = field(repr=False)
-    password: str | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return "Credentials(api_key=***, secret=***" + (", password=***)" if self.password else ")")
-
-    __str__ = __repr__
-
-    def values(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.api_key, self.secret, self.password) if v)
 
 
 @dataclass(frozen=True)
@@ -138,15 +109,15 @@ class ExchangeAdapter:
         self.symbol = symbol
         self._credentials = credentials
         if client is None:
-            client = _build_client(exchange_id, credentials, timeout_ms, local=api_url is not None)
+            client = build_client(exchange_id, credentials, timeout_ms, local=api_url is not None)
         if api_url is not None:
             point_api_at(client, api_url)
         secrets = list(credentials.values()) if credentials else []
         secrets += [getattr(client, name, None) or "" for name in ("apiKey", "secret", "password")]
-        self._scrub = _Scrubber(secrets)
+        self._scrub = Scrubber(secrets)
         self.client = client
         # ccxt logs request headers (the API key among them) at debug level.
-        client.logger = _ScrubbingLogger(logging.getLogger("trader.exchange.ccxt"), self._scrub)
+        client.logger = ScrubbingLogger(logging.getLogger("trader.exchange.ccxt"), self._scrub)
         client.enableLastResponseHeaders = True  # for Retry-After
         client.enableLastJsonResponse = True  # to tell an unreadable body from a bug
         self._status = HttpStatus(client)
@@ -158,8 +129,8 @@ class ExchangeAdapter:
         a request older than its recvWindow, or stamped more than 1 s ahead of its clock; so
         an order it does not know this long after we sent it will never exist. Exchanges
         without such a window get a generous bound on how late a request can arrive."""
-        if self.exchange_id in _BINANCE_IDS:
-            window_ms = self.client.options.get("recvWindow") or _BINANCE_RECV_WINDOW_MS
+        if self.exchange_id in BINANCE_IDS:
+            window_ms = self.client.options.get("recvWindow") or BINANCE_RECV_WINDOW_MS
             return float(window_ms) / 1000.0 + 1.0
         return 60.0
 
@@ -300,7 +271,7 @@ class ExchangeAdapter:
         self.market_rules()
         page = self.fills_page_size
         since_ms = _to_ms(since) if since is not None else None
-        by_id_paging = self.exchange_id in _BINANCE_IDS
+        by_id_paging = self.exchange_id in BINANCE_IDS
         params: dict[str, Any] = {"fromId": 0} if by_id_paging and since_ms is None else {}
         by_id: dict[str, dict] = {}
         while True:
@@ -430,7 +401,8 @@ class ExchangeAdapter:
         except ccxt.BaseError as exc:
             if missing_ok and isinstance(exc, ccxt.OrderNotFound):
                 return None  # type: ignore[return-value]
-            raise self._translate(action, exc, on_order=on_order, placing=placing) from None
+            raise translate(action, exc, status=self._status, wait=self._retry_after(), scrub=self._scrub,
+                            on_order=on_order, placing=placing) from None
         except (TypeError, ValueError, KeyError, IndexError, AttributeError):
             # ccxt parsing an answer that was not JSON; anything else is our bug and propagates.
             if client.last_json_response is not None:
@@ -440,118 +412,21 @@ class ExchangeAdapter:
             raise self._bad_body(action, placing)
         return result
 
-    def _translate(self, action: str, exc: BaseException, *, on_order: bool, placing: bool) -> ExchangeError:
-        text = f"{action}: {type(exc).__name__}: {self._scrub(str(exc))}"
-        server_error = self._status.server_error()
-        if isinstance(exc, ccxt.InsufficientFunds):
-            return InsufficientFunds(text)
-        if isinstance(exc, (ccxt.AuthenticationError, ccxt.BadSymbol, ccxt.NotSupported, ccxt.ArgumentsRequired)):
-            return OperationalExchangeError(text)
-        if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.OnMaintenance, ccxt.InvalidNonce)):
-            # Refused before the request was looked at: nothing happened, retrying is safe.
-            if placing:
-                return _with_retry_after(OrderRefused(text), self._retry_after())
-            return self._temporary(text)
-        if self._status.last in (404, 405):
-            # ccxt calls these "not available", but a missing endpoint does not come back by
-            # retrying: a wrong TRADER_EXCHANGE_URL or an API the exchange retired.
-            return OperationalExchangeError(text)
-        if isinstance(exc, (ccxt.NetworkError, ccxt.OperationFailed)) or server_error:
-            return self._unknown(text) if placing else self._temporary(text)
-        if on_order and isinstance(exc, (ccxt.InvalidOrder, ccxt.BadRequest)):
-            return OrderRejected(text)
-        return OperationalExchangeError(text)
-
     def _bad_body(self, action: str, placing: bool) -> TemporaryExchangeError:
         text = f"{action}: the exchange answered with a body that is not JSON"
         return self._unknown(text) if placing else self._temporary(text)
 
     def _temporary(self, text: str) -> TemporaryExchangeError:
-        return _with_retry_after(TemporaryExchangeError(self._scrub(text)), self._retry_after())
+        return with_retry_after(TemporaryExchangeError(self._scrub(text)), self._retry_after())
 
     def _unknown(self, text: str) -> OrderOutcomeUnknown:
-        return _with_retry_after(OrderOutcomeUnknown(self._scrub(text)), self._retry_after())  # type: ignore[return-value]
+        return with_retry_after(OrderOutcomeUnknown(self._scrub(text)), self._retry_after())
 
     def _retry_after(self) -> float | None:
-        headers = getattr(self.client, "last_response_headers", None) or {}
-        value = headers.get("Retry-After") if hasattr(headers, "get") else None
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:  # an HTTP date
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-        except (TypeError, ValueError):
-            return None
+        return retry_after(self.client)
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-class HttpStatus:
-    """The HTTP status of a ccxt client's last answer: ccxt does not keep it, and a 5xx with
-    an error code ccxt does not know surfaces as a plain ccxt.ExchangeError."""
-
-    def __init__(self, client: Any) -> None:
-        self.last: int | None = None
-        original = getattr(client, "on_rest_response", None)
-        if original is None:  # not a ccxt client (a test's stand-in): no status to keep
-            return
-
-        def on_rest_response(code, reason, url, method, response_headers, response_body, *rest):  # type: ignore[no-untyped-def]
-            self.last = int(code) if code is not None else None
-            return original(code, reason, url, method, response_headers, response_body, *rest)
-
-        client.on_rest_response = on_rest_response
-
-    def server_error(self) -> bool:
-        return self.last is not None and self.last >= 500
-
-
-def point_api_at(client: Any, base_url: str) -> None:
-    """Rewrite every urls['api'] entry of a ccxt exchange to base_url, keeping each entry's path."""
-    base = base_url.rstrip("/")
-
-    def rewrite(urls: Any) -> Any:
-        if isinstance(urls, str):
-            return base + urlsplit(urls).path
-        if isinstance(urls, dict):
-            return {key: rewrite(value) for key, value in urls.items()}
-        return urls
-
-    client.urls["api"] = rewrite(client.urls["api"])
-
-
-def _build_client(exchange_id: str, credentials: Credentials | None, timeout_ms: int, *, local: bool) -> Any:
-    import difflib
-
-    if exchange_id not in ccxt.exchanges:
-        close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; expected a ccxt exchange id like binance or kraken"
-        raise ConfigError(f"unknown exchange {exchange_id!r}{hint}")
-    options: dict[str, Any] = {"defaultType": "spot"}
-    if exchange_id in _BINANCE_IDS:
-        # Spot only: no futures exchangeInfo at start-up, and no sapi calls (currencies and
-        # margin pairs) that need extra key permissions and that a local exchange does not serve.
-        options.update({"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False})
-        # Binance's own default (ccxt sends 10 s): an order we lost track of is known never
-        # to exist that much sooner
-        options["recvWindow"] = _BINANCE_RECV_WINDOW_MS
-    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms), "options": options}
-    if local:
-        config["rateLimit"] = 1  # a local exchange has no limits worth waiting for
-    if credentials is not None:
-        config.update({"apiKey": credentials.api_key, "secret": credentials.secret})
-        if credentials.password:
-            config["password"] = credentials.password
-    return getattr(ccxt, exchange_id)(config)
-
-
-def _with_retry_after(exc: ExchangeError, retry_after: float | None) -> ExchangeError:
-    exc.retry_after = retry_after  # type: ignore[attr-defined]
-    return exc
 
 
 def _side(side: str) -> str:
@@ -570,40 +445,3 @@ def _to_ms(when: datetime) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return int(when.timestamp() * 1000)
-
-
-class _Scrubber:
-    """Masks secrets (raw and URL-encoded) and request signatures in text."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if isinstance(secret, str) and len(secret.strip()) >= 4:  # shorter would mask ordinary text
-                for value in (secret, secret.strip()):
-                    forms.update({value, quote(value, safe=""), quote_plus(value)})
-        ordered = sorted(forms, key=len, reverse=True)  # a secret containing another is masked whole
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def __call__(self, text: str) -> str:
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        return _SIGNATURE.sub(r"\1" + MASK, text)
-
-
-class _ScrubbingLogger(logging.LoggerAdapter):
-    """What ccxt logs (request headers included), with secrets masked before any handler sees it."""
-
-    def __init__(self, logger: logging.Logger, scrub: _Scrubber) -> None:
-        super().__init__(logger, {})
-        self._scrub_text = scrub
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = f"{msg} {args!r}"
-        kwargs.pop("exc_info", None)  # a traceback could quote the request; the message is enough
-        self.logger.log(level, self._scrub_text(text), **kwargs)
-

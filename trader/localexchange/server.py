@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import ccxt
 import pandas as pd
 
-from trader.exchange import point_api_at
+from trader.exchange_client import point_api_at
 from trader.localexchange.api import BinanceApi, Request
 from trader.localexchange.clock import Clock
 from trader.localexchange.faults import ClockSkew, DropAfterAccept, Fault, FaultInjector, HttpError, Latency, Malformed
