@@ -5,7 +5,7 @@ directory, database, exchange id, which keys are set: never their values), then 
 (validate the user's own file, or scaffold one from the library), then the Well-Defined Goal.
 Everything is validated with the same parsers the daemon uses BEFORE anything is written, and
 an existing file is kept unless --force. Questions are asked on a terminal; --yes takes the
-flags and defaults instead (scripts, Docker builds).
+flags and defaults instead (scripts, Docker builds); trader.answers reads both.
 
 Exit codes: 0 done; 1 files fine but an environment check failed (fix it before `trader run`);
 2 bad input or refused (nothing written).
@@ -14,8 +14,6 @@ Exit codes: 0 done; 1 files fine but an environment check failed (fix it before 
 from __future__ import annotations
 
 import argparse
-import difflib
-import math
 import os
 import re
 import sys
@@ -23,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from . import answers as parsers  # `answers` names the collected answers below
 from .configdir import default_path
 from .errors import InputError
 from .scaffold import pct as _pct
@@ -39,7 +38,6 @@ DEFAULT_EXCHANGE = "coinbase"  # reachable from US hosts (Railway), unlike binan
 USD_EXCHANGES = {"coinbase", "coinbaseexchange", "coinbaseadvanced", "kraken", "bitstamp", "gemini"}
 TYPICAL_MIN_ORDER = 10.0  # quote units: Binance asks 5-10 USDT per order, most venues similar
 FEW_ORDERS = 10  # capital below this many minimum orders leaves no room to size positions
-_OFF = {"none", "null", "off", "no", "-"}
 
 
 def add_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -127,7 +125,7 @@ def check_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> b
         line(INFO, "exchange: not chosen yet (asked below)")
     else:
         try:
-            _exchange(exchange)
+            parsers.exchange(exchange)
             line(OK, f"exchange {exchange}: known to ccxt")
         except ValueError as exc:
             line(FAIL, str(exc))
@@ -193,110 +191,7 @@ def _existing_exchange(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# -- answers: parsing and asking ----------------------------------------------------------------
-
-
-def _number(text: str) -> float:
-    """A number; '5%' is 0.05, and thousands separators are allowed."""
-    t = str(text).strip().replace(",", "").replace("_", "").lstrip("$")
-    percent = t.endswith("%")
-    try:
-        value = float(t.rstrip("%").strip())
-    except ValueError:
-        raise ValueError(f"{str(text).strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
-    return round(value / 100, 12) if percent else value
-
-
-def _fraction(low: float, high: float, *, high_ok: bool = False, low_ok: bool = False,
-              optional: bool = False) -> Callable[[str], float | None]:
-    def parse(text: str) -> float | None:
-        if optional and str(text).strip().lower() in _OFF:
-            return None
-        value = _number(text)
-        if (value >= low if low_ok else value > low) and (value <= high if high_ok else value < high):
-            return value
-        span = f"{'at least' if low_ok else 'above'} {_pct(low)} and {'at most' if high_ok else 'below'} {_pct(high)}"
-        hint = "; write a fraction like 0.05 or a percentage like 5%" + (", or none to turn it off" if optional else "")
-        raise ValueError(f"{str(text).strip()} is not {span}{hint}")
-    return parse
-
-
-def _ranged(low: float, high: float, what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = _number(text)
-        if not low <= value <= high:
-            raise ValueError(f"{what} must be between {low:g} and {high:g}, got {value:g}")
-        return value
-    return parse
-
-
-def _capital(text: str) -> float:
-    value = _number(text.replace("%", "?"))  # a percentage of nothing is not a balance
-    if value <= 0 or value > 1e12:
-        raise ValueError(f"the capital must be a positive amount of the quote currency, like 10000, got {text.strip()}")
-    return value
-
-
-def _exchange(text: str) -> str:
-    from .config import _ccxt_exchanges
-
-    name = text.strip().lower()
-    known = _ccxt_exchanges()
-    if name not in known:
-        close = difflib.get_close_matches(name, sorted(known), n=3)
-        hint = f"; did you mean: {', '.join(close)}" if close else ", like coinbase, kraken or binance"
-        raise ValueError(f"exchange {name!r} is not known to ccxt: expected a ccxt exchange id{hint}")
-    return name
-
-
-def _symbol(text: str) -> str:
-    value = text.strip().upper()
-    if not re.fullmatch(r"[A-Z0-9._-]+/[A-Z0-9._-]+(:[A-Z0-9._-]+)?", value):
-        raise ValueError(f"{text.strip()!r} is not a market: expected BASE/QUOTE like BTC/USDT")
-    return value
-
-
-def _offered(exchange: str) -> tuple[str, ...]:
-    from .config import _exchange_timeframes
-
-    from .timeframes import timeframe_seconds
-
-    try:
-        offered = _exchange_timeframes(exchange)
-    except Exception:  # an exchange class that cannot be built offline: no list to check against
-        return ()
-    usable = []
-    for timeframe in offered:  # the daemon has no fixed length for e.g. "1M" (months)
-        try:
-            timeframe_seconds(timeframe)
-            usable.append(timeframe)
-        except ValueError:
-            pass
-    return tuple(usable)
-
-
-def _timeframe(exchange: str) -> Callable[[str], str]:
-    from .timeframes import timeframe_seconds
-
-    def parse(text: str) -> str:
-        value = text.strip()
-        timeframe_seconds(value)  # ValueError says what is expected
-        offered = _offered(exchange)
-        if offered and value not in offered:
-            raise ValueError(f"{exchange} has no {value!r} candles; expected one of: {', '.join(offered)}")
-        return value
-    return parse
-
-
-def _strategy(text: str) -> str:
-    import strategies
-
-    value = text.strip()
-    if value not in strategies.REGISTRY:
-        raise ValueError(f"unknown strategy {value!r}; expected one of: {', '.join(sorted(strategies.REGISTRY))}")
-    return value
+# -- the questions ----------------------------------------------------------------------------
 
 
 class _Init:
@@ -352,7 +247,7 @@ class _Init:
         if not self.keeps(self.strategy_path):
             # Asked with the goal (it is what the returns are measured on), kept in the strategy file.
             quote = answers["symbol"].split("/")[1].split(":")[0]
-            answers["capital"] = self.ask("capital", f"Starting capital in {quote}", "10000", _capital)
+            answers["capital"] = self.ask("capital", f"Starting capital in {quote}", "10000", parsers.capital)
             strategy_text = render_strategy(answers)
             config = validated_strategy(strategy_text, self.strategy_path)
         print()
@@ -377,23 +272,23 @@ class _Init:
 
     def strategy_answers(self) -> dict[str, Any]:
         a: dict[str, Any] = {}
-        a["exchange"] = self.ask("exchange", "Exchange (ccxt id)", DEFAULT_EXCHANGE, _exchange)
+        a["exchange"] = self.ask("exchange", "Exchange (ccxt id)", DEFAULT_EXCHANGE, parsers.exchange)
         quote = "USD" if a["exchange"] in USD_EXCHANGES else "USDT"
-        a["symbol"] = self.ask("symbol", "Market", f"BTC/{quote}", _symbol)
-        offered = _offered(a["exchange"])
+        a["symbol"] = self.ask("symbol", "Market", f"BTC/{quote}", parsers.symbol)
+        offered = parsers.offered(a["exchange"])
         default_tf = "1h" if not offered or "1h" in offered else offered[0]
         a["timeframe"] = self.ask("timeframe", "Candle timeframe" + (f" ({', '.join(offered)})" if offered else ""),
-                                  default_tf, _timeframe(a["exchange"]))
+                                  default_tf, parsers.timeframe(a["exchange"]))
         if self.interactive and getattr(self.args, "strategy", None) is None:
             import strategies
 
             for name, strategy in sorted(strategies.REGISTRY.items()):
                 print(f"    {name}: {strategy.description}")
-        a["strategy"] = self.ask("strategy", "Strategy", "ma_cross", _strategy)
-        a["stake_fraction"] = self.ask("stake", "Stake: share of equity per position", "50%", _fraction(0, 1, high_ok=True))
-        a["stop_loss"] = self.ask("stop_loss", "Stop-loss below the entry price (none: off)", "5%", _fraction(0, 1, optional=True))
+        a["strategy"] = self.ask("strategy", "Strategy", "ma_cross", parsers.strategy)
+        a["stake_fraction"] = self.ask("stake", "Stake: share of equity per position", "50%", parsers.fraction(0, 1, high_ok=True))
+        a["stop_loss"] = self.ask("stop_loss", "Stop-loss below the entry price (none: off)", "5%", parsers.fraction(0, 1, optional=True))
         a["take_profit"] = self.ask("take_profit", "Take-profit above the entry price (none: off)", "none",
-                                    _fraction(0, 100, high_ok=True, optional=True))
+                                    parsers.fraction(0, 100, high_ok=True, optional=True))
         name = getattr(self.args, "name", None)
         default_name = re.sub(r"[^a-z0-9]+", "-", f"{a['symbol']}-{a['strategy']}".lower()).strip("-")
         a["name"] = (name or default_name).strip()[:80] or default_name
@@ -401,13 +296,13 @@ class _Init:
 
     def goal_answers(self) -> dict[str, float]:
         g: dict[str, float] = {}
-        g["monthly_return"] = self.ask("monthly_return", "Target monthly return", "2%", _fraction(0, 1, low_ok=True))
-        g["sharpe"] = self.ask("min_sharpe", "Minimum Sharpe ratio (annualised)", "1.0", _ranged(0, 10, "the Sharpe target"))
-        g["max_drawdown"] = self.ask("max_drawdown", "Maximum drawdown (success)", "15%", _fraction(0, 1))
+        g["monthly_return"] = self.ask("monthly_return", "Target monthly return", "2%", parsers.fraction(0, 1, low_ok=True))
+        g["sharpe"] = self.ask("min_sharpe", "Minimum Sharpe ratio (annualised)", "1.0", parsers.ranged(0, 10, "the Sharpe target"))
+        g["max_drawdown"] = self.ask("max_drawdown", "Maximum drawdown (success)", "15%", parsers.fraction(0, 1))
         limit = g["max_drawdown"]
 
         def failure(text: str) -> float:
-            value = _fraction(0, 1)(text)
+            value = parsers.fraction(0, 1)(text)
             assert value is not None
             if value < limit:
                 raise ValueError(f"the failure drawdown ({_pct(value)}) must be at least the success maximum ({_pct(limit)})")
