@@ -196,21 +196,24 @@ class _Books:
 
 def simulate(frame: pd.DataFrame, config_path: Path, goals: Goals, workdir: Path, *, budget: int = 100,
              policies: tuple[str, ...] = POLICIES, progress: Callable[[int, int], None] | None = None,
-             on_cycle: Callable[[CycleRecord], None] | None = None, points: int = 5) -> SimulationResult:
+             points: int = 5) -> SimulationResult:
     """Replay `frame` through the daemon with weekly Hermes reviews (see the module docstring).
-    `config_path` is the strategy file Hermes rewrites (a copy: it will be changed)."""
+    `config_path` is the strategy file Hermes rewrites (a copy: it will be changed). `budget`
+    is each review's backtest budget, as the daemon's; `points` the re-optimisation grid's values
+    per tunable; `policies` which books trade (Hermes' alone, ("hermes",), answers "what would
+    Hermes have done" in a fraction of the time: the comparison books cost the most)."""
     quiet = [logging.getLogger(name) for name in ("trader", "hermes")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:  # every simulated halt and promotion is in the result, not the log
         logger.setLevel(logging.ERROR)
     try:
-        return _simulate(frame, config_path, goals, Path(workdir), budget, policies, progress, on_cycle, points)
+        return _simulate(frame, config_path, goals, Path(workdir), budget, policies, progress, points)
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
 
 
-def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on_cycle, points) -> SimulationResult:
+def _simulate(frame, config_path, goals, workdir, budget, policies, progress, points) -> SimulationResult:
     initial = load_strategy_config(config_path)
     start, ends = plan(frame, initial, goals)
     ledger = open_ledger(f"sqlite:///{workdir / 'ledger.db'}")
@@ -273,8 +276,6 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, on
                     books.sync_shadows()
                 records[-1] = replace(records[-1], applied_at_resume=applied, version=after.version,
                                       values={name: after.value_of(name) for name in after.tunable})
-                if on_cycle is not None:
-                    on_cycle(records[-1])
         batch.commit()
         with factory() as s:
             equity = {p: equity_series(s, BOOKS[p]) for p in policies}

@@ -1,9 +1,11 @@
-"""A local exchange speaking Binance's spot REST API: a test and development tool.
+"""A local exchange speaking Binance's spot REST API, shipped with the product: `trader demo`
+trades against it (no account, no keys, no internet), and `python -m trader.localexchange`
+serves it to run your own daemon against or to rehearse a deployment under exchange faults.
 
 ccxt's unmodified binance class talks to it over real HTTP on 127.0.0.1. Its market is a
 candle frame replayed by a controllable clock; its account matches MARKET and LIMIT orders
 deterministically; faults (latency, HTTP errors, dropped answers, bad JSON, clock skew) can
-be injected per endpoint. See server.LocalExchange.
+be played per endpoint. See server.LocalExchange; the test suite drives it the same way.
 """
 
 from __future__ import annotations

@@ -1,17 +1,28 @@
-"""Serve the local exchange for manual use.
+"""Serve the local exchange: a Binance-speaking exchange on your machine, to run a daemon
+against without an account or real money, and to rehearse how a deployment behaves when the
+exchange misbehaves.
 
-    python -m trader.localexchange --data tests/data/btcusd-1h.csv --port 8765 --symbol BTC/USDT
+    python -m trader.localexchange --data candles.csv --port 8765 --symbol BTC/USDT
 
 Then point the daemon at it: TRADER_EXCHANGE_URL=http://127.0.0.1:8765 with
 EXCHANGE_API_KEY/EXCHANGE_API_SECRET set to the keys printed at start. The clock stands
 still unless --advance-every is given (one candle per that many real seconds), or
 --realtime: the candles are shifted so the start candle is the one in progress now, and
 the clock follows the real one (what a daemon scheduling on wall time needs).
+
+Rehearsals: --fault plays a fault on the requests it names (repeatable; see
+trader.localexchange.faults), --skew puts the exchange's clock out of step with yours (Binance
+refuses a request stamped more than 1 s ahead of its clock or older than its window), and
+--log-requests prints every request served with its answer's status.
+
+    python -m trader.localexchange --data candles.csv --realtime --log-requests \
+        --fault 'rate_limited:30 on * times 5' --fault 'drop_after_accept on POST /api/v3/order'
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -20,7 +31,8 @@ import pandas as pd
 
 from trader.errors import InputError
 from trader.localexchange.clock import to_ms
-from trader.localexchange.server import LocalExchange
+from trader.localexchange.faults import SPEC_FORM, parse_spec
+from trader.localexchange.server import LocalExchange, request_log
 from trader.ohlcv import load_ohlcv
 
 
@@ -32,6 +44,13 @@ def _balance(text: str) -> tuple[str, float]:
         return asset.strip().upper(), float(amount)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected ASSET=AMOUNT, like USDT=10000") from None
+
+
+def _fault(text: str) -> tuple:
+    try:
+        return parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _shift_to_now(candles: pd.DataFrame, start: str | None) -> pd.DataFrame:
@@ -63,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                       help="move the clock one candle forward every SECONDS real seconds (0: never)")
     pace.add_argument("--realtime", action="store_true",
                       help="replay at real speed: the start candle is the one in progress now")
+    parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",
+                        help=f"play a fault, repeatable: {SPEC_FORM}".replace("%", "%%"))
+    parser.add_argument("--skew", type=float, default=0.0, metavar="SECONDS",
+                        help="the exchange's clock this far ahead of yours (negative: behind)")
+    parser.add_argument("--log-requests", action="store_true", help="print every request served, with its status")
     args = parser.parse_args(argv)
     try:
         candles = load_ohlcv(args.data)
@@ -80,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         exchange.clock.set(time.time() * 1000)
     elif args.start:
         exchange.clock.set(args.start)
+    exchange.clock.skew_ms = int(args.skew * 1000)
+    for pattern, fault, times in args.fault:
+        exchange.inject(pattern, fault, times)
+    if args.log_requests:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        request_log.addHandler(handler)
+        request_log.setLevel(logging.INFO)
     exchange.start()
     print(f"local exchange for {exchange.spec.symbol} at {exchange.base_url} (clock {exchange.clock.now():%Y-%m-%d %H:%M}Z)")
     print(f"keys: EXCHANGE_API_KEY={args.api_key} EXCHANGE_API_SECRET={args.secret}; Ctrl-C stops")
@@ -94,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         exchange.stop()
+    if args.fault:
+        print(f"faults played: {len(exchange.faults.applied)}; rules with uses left: {exchange.faults.pending()}")
     return 0
 
 

@@ -3,10 +3,11 @@
 Two times matter to an exchange and they are kept apart here on purpose:
 
 * market time (`now_ms`): which candles are revealed, what the current price is, the time
-  stamped on orders and trades, and what /api/v3/time answers. Tests move it by hand.
+  stamped on orders and trades, and what /api/v3/time answers. `trader demo`, the command
+  line's --advance-every and --realtime, and tests move it.
 * wall time (`wall_ms`): what signed requests' `timestamp` is checked against. ccxt signs
-  with the machine's real clock, so this follows the real clock, shifted by `skew_ms`
-  (clock-skew faults shift it further for single requests).
+  with the machine's real clock, so this follows the real clock, shifted by `skew_ms` (the
+  command line's --skew; clock-skew faults shift it further for single requests).
 """
 
 from __future__ import annotations

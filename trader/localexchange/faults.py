@@ -1,4 +1,12 @@
-"""Fault injection for the local exchange: what can go wrong between us and an exchange.
+"""What can go wrong between a daemon and its exchange, played by the local exchange on
+request: latency, rate limits and bans, 5xx and maintenance, a proxy's 504, an order placed
+but its answer lost, a truncated body, a clock out of step. It is how you rehearse a
+deployment's behaviour (retries, halts, notifications, reconciliation) before real money
+meets a real outage:
+
+    python -m trader.localexchange --data FILE --fault 'drop_after_accept on POST /api/v3/order'
+
+or from Python, on a running LocalExchange:
 
     exchange.inject("POST /api/v3/order", drop_after_accept())
     exchange.inject("/api/v3/ticker/*", latency(2.0), times=3)
@@ -12,8 +20,10 @@ methods are thread-safe.
 from __future__ import annotations
 
 import fnmatch
+import re
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,46 @@ def clock_skew(ms: int) -> ClockSkew:
     return ClockSkew(ms)
 
 
+# -- the command line's --fault -------------------------------------------------------------
+
+# name -> (the fault, given the optional argument; what the argument is)
+KINDS: dict[str, tuple[Callable[[float | None], Fault], str]] = {
+    "latency": (lambda a: latency(1.0 if a is None else a), "seconds (default 1)"),
+    "rate_limited": (lambda a: rate_limited(1 if a is None else a), "Retry-After seconds (default 1)"),
+    "banned": (lambda a: banned(120 if a is None else a), "Retry-After seconds (default 120)"),
+    "server_error": (lambda a: server_error(503 if a is None else int(a)), "HTTP status (default 503)"),
+    "maintenance": (lambda a: maintenance(a), "Retry-After seconds (default none)"),
+    "gateway_timeout": (lambda a: gateway_timeout(), "no argument"),
+    "drop_after_accept": (lambda a: drop_after_accept(), "no argument"),
+    "malformed": (lambda a: malformed(), "no argument"),
+    "clock_skew": (lambda a: clock_skew(int(1000 if a is None else a)), "milliseconds (default 1000)"),
+}
+SPEC_FORM = "KIND[:ARG] [on PATTERN] [times N|always], like 'rate_limited:7 on POST /api/v3/order times 3'"
+_SPEC = re.compile(r"(?P<kind>\w+)(?::(?P<arg>\S+))?(?:\s+on\s+(?P<pattern>.+?))?"
+                   r"(?:\s+times\s+(?P<times>\d+|always))?")
+
+
+def parse_spec(text: str) -> tuple[str, Fault, int | None]:
+    """(pattern, fault, times) from a --fault value; ValueError says the expected form. The
+    pattern defaults to every request, times to once."""
+    match = _SPEC.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r}: expected {SPEC_FORM}")
+    kind = match["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"{text!r}: unknown fault {kind!r}; expected one of: {', '.join(KINDS)}")
+    make, takes = KINDS[kind]
+    try:
+        arg = None if match["arg"] is None else float(match["arg"])
+    except ValueError:
+        raise ValueError(f"{text!r}: {match['arg']!r} is not a number; {kind} takes {takes}") from None
+    times = match["times"]
+    count = None if times == "always" else int(times or 1)
+    if count == 0:
+        raise ValueError(f"{text!r}: times must be at least 1, or always")
+    return match["pattern"] or "*", make(arg), count
+
+
 # -- the registry --------------------------------------------------------------------------
 
 
@@ -120,7 +170,7 @@ class _Rule:
 
 
 class FaultInjector:
-    """Rules queued by tests, consumed by requests."""
+    """Rules queued by `inject` (or the command line's --fault), consumed by requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,4 +1,5 @@
-"""LocalExchange: the HTTP server, its lifecycle and what tests look at.
+"""LocalExchange: the HTTP server, its lifecycle, and what you can look at and steer while it
+runs (its clock, orders, trades, balances, the latest requests, faults to play).
 
     with LocalExchange(candles, partial_fills=3) as ex:
         client = ex.client()                 # an unmodified ccxt.binance pointed here
@@ -10,9 +11,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -28,11 +31,14 @@ from trader.localexchange.market import Candles, SymbolSpec
 from trader.localexchange.matching import Engine
 
 _NOT_FOUND = "<html><body><h1>404 Not Found</h1></body></html>"
+REQUEST_HISTORY = 100_000  # requests kept for `requests`: a week of a busy daemon, a few MB at most
+request_log = logging.getLogger("trader.localexchange.requests")  # INFO: one line per request served
+request_log.setLevel(logging.WARNING)  # silent unless asked (--log-requests): the demo logs at INFO
 
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the exchange saw it (for tests that count calls)."""
+    """One request as the exchange saw it: what a client asked, and how it was answered."""
 
     method: str
     path: str
@@ -74,7 +80,7 @@ class LocalExchange:
             fee_rate=fee_rate, partial_fills=partial_fills,
         )
         self._api = BinanceApi(self._engine, api_key=api_key, secret=secret, lock=self._lock)
-        self._requests: list[RequestRecord] = []
+        self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_HISTORY)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -99,7 +105,7 @@ class LocalExchange:
             def do_PUT(self) -> None:  # noqa: N802
                 exchange._serve(self, "PUT")
 
-            def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+            def log_message(self, format: str, *args: object) -> None:  # request_log says it, if asked
                 pass
 
         self._server = _Server(self._address, Handler)
@@ -133,7 +139,8 @@ class LocalExchange:
         return f"http://{host}:{port}"
 
     def client(self, **config: object) -> ccxt.binance:
-        """An unmodified ccxt.binance pointed here, with keys, loading spot markets only.
+        """An unmodified ccxt.binance pointed here, with keys, loading spot markets only: to
+        try the exchange by hand from a script or a notebook, as the daemon would call it.
 
         fetchCurrencies and fetchMargins are off: both call sapi endpoints this exchange does
         not serve. `config` overrides the settings; an `options` dict is merged into ours.
@@ -158,7 +165,7 @@ class LocalExchange:
         point_api_at(exchange, self.base_url)
         return exchange
 
-    # -- what tests look at and steer -------------------------------------------------------
+    # -- looking at it and steering it -----------------------------------------------------
 
     def inject(self, pattern: str, fault: Fault, times: int | None = 1) -> None:
         """Queue a fault for requests matching `pattern` (see trader.localexchange.faults)."""
@@ -188,6 +195,8 @@ class LocalExchange:
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """The latest requests served (at most REQUEST_HISTORY), oldest first: what a client
+        asked, how often, and how it was answered."""
         with self._lock:
             return list(self._requests)
 
@@ -207,6 +216,7 @@ class LocalExchange:
         def record(status: int | None) -> None:
             with self._lock:
                 self._requests.append(RequestRecord(method, parts.path, record_params, status))
+            request_log.info("%s %s %s", method, parts.path, "dropped" if status is None else status)
 
         if self._api.route(method, parts.path) is None:
             record(404)
