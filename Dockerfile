@@ -16,9 +16,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Dependencies first, in a layer keyed on pyproject.toml alone: editing the code does not
-# reinstall numba, pandas and pyarrow. The list is read from pyproject.toml so it has one home.
+# reinstall numba and pandas. The list is read from pyproject.toml so it has one home: the
+# core plus the extras a Railway deployment switches on by a variable alone, without a
+# rebuild: postgres (DATABASE_URL) and claude (ANTHROPIC_API_KEY). Not parquet: the daemon
+# caches candles as CSV, and pyarrow would add about 140 MB.
 COPY pyproject.toml /tmp/deps/pyproject.toml
-RUN python -c "import tomllib; deps = tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/deps/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+RUN python -c "import tomllib; p = tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + [d for e in ('postgres', 'claude') for d in p['optional-dependencies'][e]]; open('/tmp/deps/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
  && pip install --no-cache-dir -r /tmp/deps/requirements.txt \
  && rm -rf /tmp/deps
 

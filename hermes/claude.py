@@ -23,7 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import anthropic
+try:
+    import anthropic
+except ImportError:  # the claude extra is not installed: the rules decide, and the review says why
+    anthropic = None
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hermes.types import Candidate, Proposal, Scorecard
@@ -78,6 +81,11 @@ def choose_with_claude(
         return fallback, "no ANTHROPIC_API_KEY"  # before any client exists: no network
     if not candidates:
         return fallback, "no candidates to choose from"
+    if anthropic is None:
+        from trader.extras import message
+
+        log.warning("Claude's choice not used: %s", message("claude"))
+        return fallback, message("claude")
 
     secrets = [s for s in (key, getattr(client, "api_key", None)) if isinstance(s, str) and s]
     owned = client is None

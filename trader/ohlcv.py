@@ -229,6 +229,9 @@ def _reject_binary(path: Path, source: str) -> None:
 
 
 def _read_parquet(path: Path, source: str) -> pd.DataFrame:
+    from .extras import require
+
+    require("parquet")  # pandas' own ImportError would read as a damaged file below
     try:
         raw = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for junk files
