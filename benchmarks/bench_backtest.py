@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -242,6 +243,131 @@ def cold(work: str, repeats: int, empty_cache: bool, data: Path = REAL_1H) -> li
     return times
 
 
+# -- fresh processes of the commands users type ---------------------------------------------
+
+# backtesting.py's equivalent of `trader backtest --json`: read the CSV, run, print the return
+BT_CHILD = """
+import warnings
+import pandas as pd
+import backtesting.backtesting
+from backtesting import Strategy
+from backtesting.lib import FractionalBacktest
+backtesting.backtesting._tqdm = lambda seq, **_: seq
+class SmaCross(Strategy):
+    def init(self):
+        close = pd.Series(self.data.Close)
+        self.want = (close.rolling({fast}).mean() > close.rolling({slow}).mean()).to_numpy()
+    def next(self):
+        i = len(self.data) - 1
+        if self.want[i] and not self.position:
+            self.buy()
+        elif not self.want[i] and self.position:
+            self.position.close()
+df = pd.read_csv({csv!r}, index_col="timestamp", parse_dates=True).tz_localize(None)
+df = df.rename(columns=str.capitalize)
+bt = FractionalBacktest(df, SmaCross, cash={cash}, commission={fee}, trade_on_close=False)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    print(bt.run()["Equity Final [$]"] / {cash} - 1.0)
+"""
+
+BENCH_STRATEGY = f"""name: bench
+exchange: coinbase
+symbol: BTC/USD
+timeframe: 1h
+capital: {CASH}
+strategy: ma_cross
+params: {{fast: {FAST}, slow: {SLOW}, kind: sma}}
+risk: {{stake_fraction: 1.0, stop_loss: null, take_profit: null, fee: {FEE}, slippage: 0.0}}
+"""
+
+
+def _command(name: str) -> list[str]:
+    """The console script a user runs (`trader`, `hermes`), from this interpreter's venv."""
+    script = Path(sys.executable).with_name(name)
+    return [str(script)] if script.exists() else [sys.executable, "-m", f"{name}.cli"]
+
+
+def _wall(argv: list[str], env: dict, cwd: Path, before=None) -> tuple[float, str]:
+    if before is not None:
+        before()
+    start = time.perf_counter()
+    out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return seconds, out.stdout
+
+
+def command_rows(df: pd.DataFrame, repeats: int, trees: dict[str, Path | None]) -> list[tuple[str, str, list[float]]]:
+    """Wall time of fresh processes of `trader backtest` (beside backtesting.py's fresh
+    process doing the same), `trader check`, `status`, `halt`, `resume` and `hermes review`.
+
+    The ledger is a `trader demo --weeks 2` one (7 fills, 2 reviews); each `hermes review`
+    runs on a fresh copy of it, as of the week after (`--now`), on the demo's candles. `trees`
+    names the source trees to run (None: the installed one); another is put first on
+    PYTHONPATH (a checkout of an earlier commit, for before/after figures in one run).
+    Runs are interleaved (ours, peer, ours, ...) so that the machine's load hits both alike."""
+    import gzip
+    import shutil
+
+    rows: list[tuple[str, str, list[float]]] = []
+    work = Path(tempfile.mkdtemp(prefix="bench-commands-"))
+    try:
+        csv = work / "bars.csv"
+        df.to_csv(csv, index_label="timestamp", date_format="%Y-%m-%dT%H:%M:%SZ")
+        strategy = work / "strategy.yaml"
+        strategy.write_text(BENCH_STRATEGY)
+        demo_csv = work / "demo.csv"
+        demo_csv.write_bytes(gzip.decompress((ROOT / "trader" / "demo" / "btcusd-1h.csv.gz").read_bytes()))
+        demo = work / "demo"
+        base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ANTHROPIC_API_KEY")}
+        subprocess.run(_command("trader") + ["demo", "--weeks", "2", "--speed", "max", "--dir", str(demo)],
+                       check=True, env=base_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        copy = work / "copy"
+
+        def fresh_copy():
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(demo, copy)
+
+        fresh_copy()
+        ledger_env = {**base_env, "TRADER_DATA_DIR": str(copy), "TRADER_CONFIG_DIR": str(copy / "config")}
+        trader, hermes = _command("trader"), _command("hermes")
+        commands = {
+            "trader backtest --json (20k 1h bars)": (trader + ["backtest", "--config", str(strategy), "--data", str(csv), "--json"], None),
+            "trader check": (trader + ["check", "--config", str(strategy)], None),
+            "trader status": (trader + ["status"], None),
+            "trader halt": (trader + ["halt", "--reason", "bench"], None),
+            "trader resume --keep": (trader + ["resume", "--keep"], None),
+            "hermes review (demo ledger, 2 weeks)": (hermes + ["review", "--data", str(demo_csv), "--now", "2017-08-28T06:00"], fresh_copy),
+        }
+        peer = [sys.executable, "-c", BT_CHILD.format(csv=str(csv), fast=FAST, slow=SLOW, cash=CASH, fee=FEE)]
+        times: dict[tuple[str, str], list[float]] = {}
+        returns: dict[str, float] = {}
+        for _ in range(repeats):
+            for tree_name, tree in trees.items():
+                env = dict(ledger_env)
+                if tree is not None:
+                    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+                for name, (argv, before) in commands.items():
+                    seconds, out = _wall(argv, env, ROOT, before)
+                    times.setdefault((name, tree_name), []).append(seconds)
+                    if name.startswith("trader backtest"):
+                        returns[f"ours ({tree_name})"] = json.loads(out)["total_return"]
+            seconds, out = _wall(peer, base_env, ROOT)
+            times.setdefault(("trader backtest --json (20k 1h bars)", "backtesting.py, same CSV"), []).append(seconds)
+            returns["backtesting.py"] = float(out)
+        print("same result? fresh-process backtests, total return " + ", ".join(f"{k} {v:.12g}" for k, v in returns.items()))
+        for (name, engine), seconds in times.items():
+            rows.append((f"fresh process: {name}", engine, seconds))
+        rows.append(("fresh process: baseline", "python -c pass", [_wall([sys.executable, "-c", "pass"], base_env, ROOT)[0]
+                                                                 for _ in range(repeats)]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    order = {name: i for i, name in enumerate(dict.fromkeys(r[0] for r in rows))}
+    return sorted(rows, key=lambda r: order[r[0]])
+
+
 def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
     """Time each stage of `trader.backtest.sweep` for all 100 variants, stage by stage.
 
@@ -348,6 +474,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     parser.add_argument("--no-cold", action="store_true", help="skip the subprocess figures")
     parser.add_argument("--profile", action="store_true", help="also cProfile one sweep")
+    parser.add_argument("--commands", action="store_true",
+                        help="only the fresh-process figures of the commands (trader backtest/check/status/..., hermes review)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also run the commands from this source tree (a checkout of an earlier commit)")
     parser.add_argument("--data", type=Path, default=REAL_1H,
                         help="the real hourly candles (default: ../shared/data/coinbase-btcusd-1h.csv beside the repository)")
     args = parser.parse_args()
@@ -355,12 +485,16 @@ def main() -> None:
         parser.exit(2, f"error: --data: no file {args.data}; pass the hourly BTC/USD candles with --data FILE\n")
     q = args.quick
     rep = {"ours": 7 if q else 20, "bt": 3 if q else 7, "vbt": 3 if q else 9,
-           "sweep": 5 if q else 15, "minute": 3 if q else 9, "cold": 1 if q else 3}
+           "sweep": 5 if q else 15, "minute": 3 if q else 9, "cold": 1 if q else 3, "commands": 3 if q else 7}
+    trees = {"ours": None, **({"before": args.before.resolve()} if args.before else {})}
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; medians of n runs after warm-ups")
     df = hourly_bars(args.data)
     minutes = minute_bars()
     print(f"hourly bars: {len(df):,} ({df.index[0]} .. {df.index[-1]}); minute bars: {len(minutes):,}")
+    if args.commands:
+        print_table(command_rows(df, rep["commands"], trees))
+        return
     rows: list[tuple[str, str, list[float]]] = []  # (section, engine, times)
     check: dict[str, float] = {}
 
@@ -411,19 +545,9 @@ def main() -> None:
             rows.append(("cold: same, empty numba cache (first run)", name, cold(COLD_WORK[name], 1, True, args.data)))
         rows.append(("cold: baseline", "python -c 'import numpy, pandas'",
                      _baseline(rep["cold"])))
+        rows += command_rows(df, rep["commands"], trees)
 
-    # table ----------------------------------------------------------------------------------
-    print()
-    print(f"{'benchmark':<52} {'engine':<34} {'median':>12} {'min':>12} {'n':>3}  vs ours")
-    ours_median: dict[str, float] = {}
-    for section, engine, times in rows:
-        med = statistics.median(times)
-        key = section + ("sweep" if "sweep" in engine else "single")
-        if engine.startswith("ours"):
-            ours_median[key] = med
-        ref = ours_median.get(key)
-        ratio = f"{med / ref:7.1f}x" if ref and not engine.startswith("ours") else ""
-        print(f"{section:<52} {engine:<34} {fmt(med):>12} {fmt(min(times)):>12} {len(times):>3}  {ratio}")
+    print_table(rows)
 
     print("\nour sweep, by stage (100 variants, medians):")
     for name, seconds in sweep_breakdown(df, base, variants, rep["sweep"]).items():
@@ -444,6 +568,20 @@ def main() -> None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
         print(out.getvalue())
+
+
+def print_table(rows: list[tuple[str, str, list[float]]]) -> None:
+    print()
+    print(f"{'benchmark':<60} {'engine':<34} {'median':>12} {'min':>12} {'n':>3}  vs ours")
+    ours_median: dict[str, float] = {}
+    for section, engine, times in rows:
+        med = statistics.median(times)
+        key = section + ("sweep" if "sweep" in engine else "single")
+        if engine.startswith("ours"):
+            ours_median[key] = med
+        ref = ours_median.get(key)
+        ratio = f"{med / ref:7.1f}x" if ref and not engine.startswith("ours") else ""
+        print(f"{section:<60} {engine:<34} {fmt(med):>12} {fmt(min(times)):>12} {len(times):>3}  {ratio}")
 
 
 def _baseline(repeats: int) -> list[float]:
