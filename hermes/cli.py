@@ -6,17 +6,16 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from trader.cliutil import dispatch, parse_time
 from trader.configdir import default_path
 from trader.errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trader.cli import dispatch
-
     return dispatch(_parser(), argv)
 
 
@@ -73,16 +72,18 @@ def _ledger():
 def _review(args: argparse.Namespace) -> int:
     from trader.config import load_strategy_config
     from trader.goals import load_goals
+    from trader.history import load_history
     from trader.ledger import data_dir
 
     from .cycle import CycleInputs, run_cycle
+    from .proposer import warmup_needed
 
     goals = load_goals(args.goals)
     config = load_strategy_config(args.config)
     now = _parse_now(args.now)
     from trader import terminal
 
-    ohlcv = load_history(config, goals.review.lookback_days, now, args.data)
+    ohlcv = load_history(config, goals.review.lookback_days, now, args.data, warmup_bars=warmup_needed(config))
     with terminal.bar("walk-forward backtests") as advance:
         result = run_cycle(_ledger(), CycleInputs(config_path=Path(args.config), goals=goals, ohlcv=ohlcv,
                                                   data_dir=data_dir(), now=now, environ=os.environ,
@@ -140,39 +141,7 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_history(config, lookback_days: int, now: datetime, path: str | None):
-    """The candles the walk-forward tests need: a file, or the exchange (cached)."""
-    from trader.ohlcv import load_ohlcv
-
-    if path:
-        from trader.timeframes import timeframe_seconds
-
-        frame = load_ohlcv(path, timeframe=config.timeframe)
-        bar = timedelta(seconds=timeframe_seconds(config.timeframe))
-        if len(frame) == 0 or frame.index[-1] + 2 * bar < now or frame.index[0] > now:
-            span = f"{frame.index[0]:%Y-%m-%d %H:%M} to {frame.index[-1] + bar:%Y-%m-%d %H:%M} UTC" if len(frame) \
-                else "no candles"
-            raise InputError(f"{path}: the candles cover {span}, which does not reach the review time "
-                             f"{now:%Y-%m-%d %H:%M} UTC; `--now TIME` reviews as of an earlier time inside the file")
-        return frame[frame.index <= now]
-    from trader.download import download_ohlcv
-    from trader.ledger import data_dir
-
-    from trader.timeframes import timeframe_seconds
-
-    from .proposer import warmup_needed
-
-    # the warm-up before the window, at any value of the tunables, with room to spare
-    warmup = timedelta(seconds=2 * warmup_needed(config) * timeframe_seconds(config.timeframe))
-    since = now - timedelta(days=lookback_days) - max(warmup, timedelta(days=30))
-    _, frame = download_ohlcv(config.exchange, config.symbol, config.timeframe, since, now,
-                              cache_dir=data_dir() / "ohlcv")
-    return frame
-
-
 def _parse_now(text: str | None) -> datetime:
-    from trader.cli import parse_time
-
     return parse_time(text, "--now") if text else datetime.now(timezone.utc)
 
 

@@ -9,46 +9,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .cliutil import dispatch, parse_time
 from .configdir import default_path
 from .errors import InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return dispatch(_parser(), argv)
-
-
-def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    """Run the chosen command's handler; the user's mistakes end with a message and exit 2."""
-    parser.add_argument("--version", action="version", version=f"{parser.prog} {_version()}")
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    try:
-        return args.handler(args) or 0
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # a ledger found damaged by a read (its file is named by open_ledger's check)
-        from .ledger.damage import damage_message, is_damage, reason_of
-
-        if not is_damage(exc):
-            raise
-        from .ledger import database_url
-
-        print(f"error: {damage_message(database_url().split(':///', 1)[-1], reason_of(exc))}", file=sys.stderr)
-        return 2
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("hermes-trader")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -204,16 +171,6 @@ def _data_check(args: argparse.Namespace) -> int:
     else:
         print("  no gaps")
     return 0
-
-
-def parse_time(text: str, flag: str):
-    from datetime import datetime, timezone
-
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{flag}: {text!r} is not a date; expected ISO 8601 like 2024-01-01 or 2024-01-01T12:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _data_dir() -> Path:

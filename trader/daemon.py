@@ -22,11 +22,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .config import StrategyConfig, load_strategy_config
-from .engine import Engine, split_symbol
+from .domain import split_symbol
+from .engine import Engine
 from .errors import ConfigError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
 from .goals import Goals, load_goals
 from .ledger import data_dir, database_url, open_ledger, sessions, store
 from .ledger.models import MAIN_BOOK, DaemonState
+from .risk import halt
 from .timeframes import timeframe_seconds
 from .yamlfile import read_text_file
 
@@ -420,15 +422,18 @@ class Service:
 
     def review(self) -> None:
         """The weekly Hermes cycle, in the daemon's own process (the ledger is the daemon's)."""
-        from hermes.cli import load_history
         from hermes.cycle import CycleInputs, run_cycle
+        from hermes.proposer import warmup_needed
+
+        from .history import load_history
 
         if self.goals is None:
             log.warning("no goals file: Hermes has nothing to review against", extra={"event": "review_skipped"})
             return
         try:
             now = self.clock()
-            ohlcv = load_history(self.config, self.goals.review.lookback_days, now, None)
+            ohlcv = load_history(self.config, self.goals.review.lookback_days, now, None,
+                                 warmup_bars=warmup_needed(self.config))
             run_cycle(self.factory, CycleInputs(config_path=Path(self.options.config_path), goals=self.goals,
                                                 ohlcv=ohlcv, data_dir=data_dir(), now=now, environ=os.environ))
             self._sync_shadows()
@@ -469,11 +474,8 @@ class Service:
 
     def _halt(self, reason: str) -> None:
         with self.factory.begin() as s:
-            state = s.get(DaemonState, self.options.book)
-            reason = store.scrub(reason)
-            state.state, state.reason, state.last_error = "halted", reason, reason
-            store.record_event(s, "halted", reason, self.options.book)
-        log.error("HALTED: %s", reason, extra={"event": "halted"})
+            halt(s, self.options.book, reason, operational=True)
+        log.error("HALTED: %s", store.scrub(reason), extra={"event": "halted"})
 
     # -- lifecycle -------------------------------------------------------------------------
     def add_jobs(self, scheduler, now: datetime):
