@@ -13,6 +13,7 @@ from trader.config import StrategyConfig, load_strategy_config, parse_strategy_c
 from trader.files import write_atomically
 from trader.ledger import store
 from trader.ledger.models import Approval, DaemonState, Experiment, Review, StrategyVersion
+from trader.risk import halted_reason
 
 from .types import ExperimentDecision
 from .versions import keep_previous, rewrite
@@ -60,9 +61,9 @@ def apply_version(factory, config_path: Path, data_dir: Path, text: str, config:
 def pending_fix(session, book: str) -> ExperimentDecision | None:
     """The fix the latest review proposed for the halted book, if it still applies: apply mode
     is approved, its baseline is the version traded, and a promoted experiment still runs."""
-    state = session.get(DaemonState, book)
-    if state is None or state.state != "halted" or store.latest_approval(session, "hermes_apply") is None:
+    if halted_reason(session, book) is None or store.latest_approval(session, "hermes_apply") is None:
         return None
+    state = session.get(DaemonState, book)
     review = session.scalars(select(Review).order_by(Review.id.desc())).first()
     # a fix a read-only review described is what it would have done, not a proposal to apply
     fix = (review.result or {}).get("fix") if review is not None and review.mode == "apply" else None

@@ -27,11 +27,12 @@ import pandas as pd
 from sqlalchemy import select
 
 from trader.config import StrategyConfig, load_strategy_config
-from trader.engine import split_symbol
+from trader.domain import split_symbol
 from trader.goals import Goals
 from trader.ledger import store
 from trader.ledger.db import reports_dir
-from trader.ledger.models import MAIN_BOOK, DaemonState, Experiment, Review, StrategyVersion
+from trader.ledger.models import MAIN_BOOK, Experiment, Review, StrategyVersion
+from trader.risk import halt, halted_reason
 
 from . import budget, experiments, proposer
 from .apply import apply_version
@@ -81,12 +82,14 @@ def run_cycle(factory, inputs: CycleInputs, book: str = MAIN_BOOK) -> CycleResul
 
     with factory.begin() as s:
         store.ensure_version(s, config, text)
-        state = s.get(DaemonState, book)
-        halted = state.reason if state is not None and state.state == "halted" else None
-        if failing and apply and halted is None and state is not None:
-            halted = state.reason = f"Hermes: failure threshold breached ({_breached(scorecard)})"
-            state.state = "halted"
-            store.record_event(s, "halted", state.reason, book)
+        halted = halted_reason(s, book)
+        if failing and apply and halted is None:
+            reason = f"Hermes: failure threshold breached ({_breached(scorecard)})"
+            try:
+                halt(s, book, reason)
+                halted = reason
+            except LookupError:
+                pass  # the book has never traded: nothing to halt
         if apply:
             decisions = [experiments.judge(s, e, config, now) for e in experiments.running(s)]
         else:

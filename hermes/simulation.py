@@ -37,14 +37,15 @@ from sqlalchemy import select
 from trader.backtest import sweep
 from trader.brokers import PaperBroker
 from trader.config import StrategyConfig, load_strategy_config
-from trader.engine import Engine, split_symbol
+from trader.domain import split_symbol
+from trader.engine import Engine
 from trader.errors import ConfigError
 from trader.feeds import ReplayFeed
 from trader.goals import Goals
 from trader.ledger import open_ledger
 from trader.ledger.models import MAIN_BOOK, Approval, DaemonState, Experiment, StrategyVersion
 from trader.ledger.replay import GroupCommit
-from trader.status import set_state
+from trader.risk import halt, halted_reason, resume
 from trader.timeframes import timeframe_seconds
 
 from . import experiments
@@ -253,8 +254,8 @@ def _simulate(frame, config_path, goals, workdir, budget, policies, progress, po
                     # like for like: Hermes' failing review halts its book (apply mode); the
                     # others' failing reviews halt theirs, and all are resumed below alike
                     with factory.begin() as s:
-                        if s.get(DaemonState, BOOKS[p]).state != "halted":
-                            set_state(s, BOOKS[p], "halted", "a failing review (as Hermes' verdict halts its book)")
+                        if halted_reason(s, BOOKS[p]) is None:
+                            halt(s, BOOKS[p], "a failing review (as Hermes' verdict halts its book)")
             if "hermes" in policies:
                 records.append(_review(factory, config_path, goals, frame.iloc[:end], workdir, now, k, budget))
                 engine = books.engines[MAIN_BOOK]
@@ -307,14 +308,13 @@ def _resume_halted(factory, config_path: Path, workdir: Path, policies, now: dat
     applied = None
     for p in policies:
         with factory() as s:
-            state = s.get(DaemonState, BOOKS[p])
-            halted = state is not None and state.state == "halted"
+            halted = halted_reason(s, BOOKS[p]) is not None
         if not halted:
             continue
         note = apply_pending_fix(factory, config_path, workdir, BOOKS[p], now) if p == "hermes" else None
         applied = note if p == "hermes" else applied
         with factory.begin() as s:
-            set_state(s, BOOKS[p], "running", "resumed at the weekly review (hermes simulate)"
+            resume(s, BOOKS[p], "resumed at the weekly review (hermes simulate)"
                       + (f"; applied {note}" if note else ""))
     return applied
 

@@ -13,25 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .ledger.store import NewFill
-from .risk import OrderPlan
-
-
-@dataclass(frozen=True)
-class Execution:
-    """What became of an order: its status and the fills (with their quote-balance change)."""
-
-    status: str  # filled | open | rejected | unknown | not_sent
-    fills: tuple[tuple[NewFill, float], ...] = ()
-    error: str | None = None
-    exchange_order_id: str | None = None
-    # not at the exchange yet, but its request could still arrive for this many seconds:
-    # nothing is decided about it until then
-    in_flight_for: float | None = None
+from .domain import Execution, FillReport, OrderPlan, OrderStatus, Side
+from .errors import InsufficientFunds, OrderOutcomeUnknown, OrderRejected
 
 
 class Broker(Protocol):
@@ -52,9 +38,9 @@ class PaperBroker:
         self.quote = quote
 
     def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
-        fill = NewFill(trade_id=f"paper-{client_order_id}", side=plan.side, amount=plan.amount,
-                       price=plan.price, fee=plan.fee, fee_currency=self.quote, time=when)
-        return Execution("filled", ((fill, plan.cash_change),))
+        fill = FillReport(trade_id=f"paper-{client_order_id}", side=plan.side, amount=plan.amount,
+                          price=plan.price, fee=plan.fee, fee_currency=self.quote, time=when)
+        return Execution(OrderStatus.FILLED, (fill,))
 
     def available_cash(self) -> float | None:
         return None  # the ledger's cash is all there is
@@ -62,12 +48,10 @@ class PaperBroker:
     def resolve(self, order, fee_rate: float) -> Execution:
         """An intent a crash left behind: the paper exchange is this process, so it was never
         executed; execute it now at the price it was decided on, as if nothing happened."""
-        notional = order.amount * order.price
-        fee = notional * fee_rate
-        change = -(notional + fee) if order.side == "buy" else notional - fee
-        fill = NewFill(trade_id=f"paper-{order.client_order_id}", side=order.side, amount=order.amount,
-                       price=order.price, fee=fee, fee_currency=self.quote, time=order.bar_time)
-        return Execution("filled", ((fill, change),))
+        fill = FillReport(trade_id=f"paper-{order.client_order_id}", side=Side(order.side), amount=order.amount,
+                          price=order.price, fee=order.amount * order.price * fee_rate, fee_currency=self.quote,
+                          time=order.bar_time)
+        return Execution(OrderStatus.FILLED, (fill,))
 
 
 class LiveBroker:
@@ -84,15 +68,13 @@ class LiveBroker:
         self._sent: dict[str, float] = {}  # client order id -> when this process sent it
 
     def execute(self, client_order_id: str, plan: OrderPlan, when: datetime) -> Execution:
-        from .errors import InsufficientFunds, OrderOutcomeUnknown, OrderRejected
-
         self._sent[client_order_id] = self.clock()
         try:
             order = self.adapter.create_market_order(plan.side, plan.amount, client_order_id)
         except OrderOutcomeUnknown as exc:
-            return Execution("unknown", error=str(exc))
+            return Execution(OrderStatus.UNKNOWN, error=str(exc))
         except (InsufficientFunds, OrderRejected) as exc:
-            return Execution("rejected", error=str(exc))
+            return Execution(OrderStatus.REJECTED, error=str(exc))
         return self._booked(order)
 
     def available_cash(self) -> float | None:
@@ -108,22 +90,10 @@ class LiveBroker:
         sent = self._sent.get(cid, self._started)
         left = sent + self.adapter.order_expiry_seconds() - self.clock()
         if left > 0:
-            return Execution(order.status, in_flight_for=left)
+            return Execution(OrderStatus(order.status), in_flight_for=left)
         self._sent.pop(cid, None)
-        return Execution("not_sent")
+        return Execution(OrderStatus.NOT_SENT)
 
     def _booked(self, order) -> Execution:
-        fills = tuple((self._fill(f), self._cash_change(f)) for f in order.fills)
-        status = {"closed": "filled", "open": "open"}.get(order.status, order.status)
-        if status == "canceled" and order.filled:
-            status = "filled"  # a partly filled order the exchange closed: the fills stand
-        return Execution(status, fills, exchange_order_id=order.order_id)
-
-    def _fill(self, f) -> NewFill:
-        return NewFill(trade_id=str(f.trade_id), side=f.side, amount=float(f.amount), price=float(f.price),
-                       fee=float(f.fee), fee_currency=f.fee_currency, time=f.time, exchange_order_id=f.order_id)
-
-    def _cash_change(self, f) -> float:
-        notional = float(f.amount) * float(f.price)
-        quote_fee = float(f.fee) if f.fee_currency == self.quote else 0.0
-        return -(notional + quote_fee) if f.side == "buy" else notional - quote_fee
+        return Execution(OrderStatus.of_exchange(order.status, order.filled), tuple(order.fills),
+                         exchange_order_id=order.order_id)

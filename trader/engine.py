@@ -23,15 +23,25 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from .config import StrategyConfig
-from .errors import OrderRefused, StrategyError, TemporaryExchangeError
-from .feeds import MarketView
-from .goals import Goals
-from .ledger import store
 from sqlalchemy import bindparam, select
 
+from .config import StrategyConfig
+from .domain import (
+    Execution,
+    MarketView,
+    OrderDenied,
+    OrderPlan,
+    OrderReason,
+    OrderStatus,
+    TradingState,
+    client_order_id,
+    split_symbol,
+)
+from .errors import OrderRefused, StrategyError, TemporaryExchangeError
+from .goals import Goals
+from .ledger import store
 from .ledger.models import MAIN_BOOK, DaemonState, Order
-from .risk import OrderDenied, OrderPlan, RiskEngine
+from .risk import RiskEngine, halt
 
 log = logging.getLogger("trader.engine")
 
@@ -41,14 +51,6 @@ _SEEN = select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity).w
     DaemonState.book == bindparam("book"))
 
 REPLAN = -1.0  # acted_target value that makes the next tick plan afresh
-_PURPOSE = {"signal": "e", "stop_loss": "s", "take_profit": "t", "halt": "h"}
-
-
-def client_order_id(book: str, version: str, bar_time: datetime, reason: str) -> str:
-    """Deterministic: the same decision on the same bar always gets the same id, so a
-    retried or replayed tick can find its order instead of placing a second one. At most
-    36 characters from [A-Za-z0-9-] (Binance's limit is the tightest we know)."""
-    return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-{_PURPOSE[reason]}"
 
 
 @dataclass
@@ -57,14 +59,9 @@ class TickReport:
     skipped: bool = False
     equity: float = 0.0
     target: float = 0.0
-    state: str = "running"
+    state: TradingState = TradingState.RUNNING
     orders: list[str] = field(default_factory=list)  # client order ids placed this tick
     denied: list[str] = field(default_factory=list)
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    base, quote = symbol.split("/", 1)
-    return base, quote.split(":", 1)[0]
 
 
 class Engine:
@@ -152,24 +149,22 @@ class Engine:
             peak = max(self.config.capital if self.broker.mode == "paper" else 0.0, equity)
         peak = max(peak, equity)
         breach = self.risk.drawdown_breach(equity, peak)
-        if breach and state.state != "halted":
-            state.state, state.reason = "halted", breach
-            store.record_event(s, "halted", breach, self.book,
-                               {"equity": equity, "peak": peak, "bar_time": bar_time.isoformat()})
+        if breach and state.state != TradingState.HALTED:
+            halt(s, self.book, breach, data={"equity": equity, "peak": peak, "bar_time": bar_time.isoformat()})
             log.warning("HALTED: %s", breach, extra={"event": "halted"})
         store.record_equity(s, book=self.book, time=bar_time, equity=equity, cash=cash.free,
                             qty=position.qty, price=c, target=target, strategy_version=self.config.version)
         store.mark_tick(s, state, peak_equity=peak, last_bar_time=bar_time, last_tick_at=now,
                         strategy_version=self.config.version)
-        halted = state.state == "halted"
+        halted = state.state == TradingState.HALTED
         report.equity, report.target, report.state = equity, target, state.state
 
         # the strategy's target, traded at the open of the bar in progress
         acted = position.acted_target
-        want, reason = target, "signal"
+        want, reason = target, OrderReason.SIGNAL
         if halted:
             if self.goals is None or self.goals.on_halt == "close":
-                want, reason = 0.0, "halt"
+                want, reason = 0.0, OrderReason.HALT
             else:
                 want = min(target, acted) if acted >= 0 else 0.0  # no new entries
         plan = None
@@ -200,10 +195,10 @@ class Engine:
                 acted: float | None = None) -> str:
         cid = client_order_id(self.book, self.config.version, bar_time, plan.reason)
         order = store.order_by_client_id(s, cid)
-        if order is not None and order.status != "not_sent":
+        if order is not None and order.status != OrderStatus.NOT_SENT:
             # this decision was taken before a crash: settle it, never place it twice
             s.commit()
-            if order.status in ("intent", "unknown", "open"):
+            if order.status.unresolved:
                 self._settle(s, order)
             return cid
         if order is None:
@@ -214,7 +209,7 @@ class Engine:
         else:
             # the exchange refused this very decision (a tick retried after Retry-After): it
             # never saw the id, so sending it again under the same id cannot place it twice
-            order.side, order.amount, order.price, order.status = plan.side, plan.amount, plan.price, "intent"
+            order.side, order.amount, order.price, order.status = plan.side, plan.amount, plan.price, OrderStatus.INTENT
             order.error = None
         if acted is not None:
             s.get(store.Position, self.book).acted_target = acted
@@ -227,10 +222,10 @@ class Engine:
             execution = self.broker.execute(cid, plan, fill_time)
         except OrderRefused as exc:
             # not placed; the daemon waits as long as the exchange asks before the next request
-            self._book(s, order, _failed("not_sent", exc))
+            self._book(s, order, Execution(OrderStatus.NOT_SENT, error=str(exc)))
             raise
         except TemporaryExchangeError as exc:
-            execution = _failed("unknown", exc)
+            execution = Execution(OrderStatus.UNKNOWN, error=str(exc))
         self._book(s, order, execution)
         return cid
 
@@ -271,7 +266,7 @@ class Engine:
         unsettled = False
         for order in store.unresolved_orders(s, self.book):
             self._settle(s, order)
-            unsettled = unsettled or order.status in ("intent", "unknown", "open")
+            unsettled = unsettled or order.status.unresolved
         self._maybe_pending = unsettled
 
     def _settle(self, s, order: Order) -> None:
@@ -281,7 +276,7 @@ class Engine:
         except TemporaryExchangeError as exc:
             log.warning("cannot settle order %s yet: %s", cid, exc, extra={"event": "reconcile_retry"})
             self._maybe_pending = True
-            if order.status != "open":
+            if order.status != OrderStatus.OPEN:
                 self._in_doubt[cid] = float(getattr(exc, "retry_after", None) or 0.0)
             return
         if execution.in_flight_for is not None and not execution.fills:
@@ -295,41 +290,35 @@ class Engine:
         self._in_doubt.pop(cid, None)
         self._book(s, order, execution)
 
-    def _book(self, s, order: Order, execution) -> None:
+    def _book(self, s, order: Order, execution: Execution) -> None:
         cid = order.client_order_id
         new_fills = 0
-        for fill, cash_change in execution.fills:
-            if store.record_fill(s, order, fill, cash_change=cash_change, base=self.base, quote=self.quote):
+        for fill in execution.fills:
+            if store.record_fill(s, order, fill, base=self.base, quote=self.quote):
                 new_fills += 1
         order.status = execution.status
         if execution.exchange_order_id:
             order.exchange_order_id = execution.exchange_order_id
         if execution.error:
             order.error = execution.error[:500]
-        if execution.status == "not_sent":
-            if order.reason in ("signal", "halt"):
+        if execution.status == OrderStatus.NOT_SENT:
+            if order.reason in (OrderReason.SIGNAL, OrderReason.HALT):
                 # the target was never traded: decide again on the next tick (a stop-loss or
                 # take-profit is the risk rules' to place again, on this bar's retry or the next)
                 s.get(store.Position, self.book).acted_target = REPLAN
             store.record_event(s, "order_not_sent", f"order {cid} never reached the exchange"
                                + (f": {execution.error}" if execution.error else ""), self.book)
-        elif execution.status == "rejected":
+        elif execution.status == OrderStatus.REJECTED:
             store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
-        if execution.status in ("unknown", "open", "intent"):
+        if execution.status.unresolved:
             self._maybe_pending = True
         s.commit()
-        if execution.status in ("rejected", "unknown"):
+        if execution.status in (OrderStatus.REJECTED, OrderStatus.UNKNOWN):
             log.warning("order %s %s: %s", cid, execution.status, execution.error,
                         extra={"event": f"order_{execution.status}", "client_order_id": cid})
         elif new_fills:
             log.info("order %s %s with %d fill(s)", cid, execution.status, new_fills,
                      extra={"event": "order_filled", "client_order_id": cid})
-
-
-def _failed(status: str, exc: Exception):
-    from .brokers import Execution
-
-    return Execution(status, error=str(exc))
 
 
 def _utc(when) -> datetime:

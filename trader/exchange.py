@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import ccxt
 import pandas as pd
 
+from trader.domain import FillReport, Side
 from trader.errors import ConfigError, OperationalExchangeError, OrderOutcomeUnknown, TemporaryExchangeError
 from trader.exchange_client import (  # Credentials, HttpStatus, point_api_at: also public here
     BINANCE_IDS,
@@ -63,19 +64,6 @@ class MarketRules:
 
 
 @dataclass(frozen=True)
-class ExchangeFill:
-    trade_id: str
-    order_id: str
-    client_order_id: str | None
-    side: str  # 'buy' | 'sell'
-    amount: float
-    price: float
-    fee: float
-    fee_currency: str
-    time: datetime  # UTC
-
-
-@dataclass(frozen=True)
 class ExchangeOrder:
     order_id: str
     client_order_id: str | None
@@ -84,7 +72,7 @@ class ExchangeOrder:
     amount: float
     filled: float
     average: float | None
-    fills: tuple[ExchangeFill, ...]
+    fills: tuple[FillReport, ...]
 
 
 # -- the adapter ----------------------------------------------------------------------------
@@ -260,7 +248,7 @@ class ExchangeAdapter:
             on_order=True,
         )
 
-    def fetch_fills(self, since: datetime | None = None) -> list[ExchangeFill]:
+    def fetch_fills(self, since: datetime | None = None) -> list[FillReport]:
         """Every fill of the symbol at or after `since` (all of them without it), oldest first.
 
         Binance pages by trade id: the first page by time (or from trade id 0, since without
@@ -337,18 +325,20 @@ class ExchangeAdapter:
         order_id: str | None = None,
         side: str | None = None,
         when: int | None = None,
-    ) -> ExchangeFill:
+    ) -> FillReport:
         # Fills inside an order answer lack side, order and time: the order supplies them.
         fee = trade.get("fee") or {}
         stamp = trade.get("timestamp") or when
         if stamp is None:
             raise self._temporary("exchange fill without a time")
+        if (trade.get("side") or side) not in ("buy", "sell"):
+            raise self._temporary("exchange fill without a side")
         rules = self._rules
-        return ExchangeFill(
+        return FillReport(
             trade_id=str(trade["id"]),
-            order_id=str(trade.get("order") or order_id),
+            exchange_order_id=str(trade.get("order") or order_id),
             client_order_id=client_order_id,
-            side=trade.get("side") or side or "",
+            side=Side(trade.get("side") or side),
             amount=float(trade["amount"]),
             price=float(trade["price"]),
             fee=float(fee.get("cost") or 0.0),

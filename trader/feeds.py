@@ -8,33 +8,13 @@ where a market order sent now is modeled to fill.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pandas as pd
 
+from .domain import MarketView
 from .timeframes import timeframe_seconds
-
-
-@dataclass(frozen=True)
-class MarketView:
-    bars: pd.DataFrame  # closed bars, oldest first; the last one has just closed
-    next_open: float | None  # the open of the bar in progress (None at the end of a replay)
-    next_time: pd.Timestamp | None  # its open time
-    ohlc: tuple[float, float, float, float] | None = None  # the last bar, when the feed has it handy
-
-    @property
-    def bar_time(self) -> pd.Timestamp:
-        return self.bars.index[-1]
-
-    def last_ohlc(self) -> tuple[float, float, float, float]:
-        """The bar that just closed, as floats."""
-        if self.ohlc is not None:
-            return self.ohlc
-        bars = self.bars
-        return (float(bars["open"].iat[-1]), float(bars["high"].iat[-1]),
-                float(bars["low"].iat[-1]), float(bars["close"].iat[-1]))
 
 
 class ReplayFeed:

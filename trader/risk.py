@@ -4,33 +4,26 @@ Sizing, stop-loss and take-profit come from `backtest.rules` (the very functions
 backtester runs), so paper trading and backtests agree trade for trade. On top of them:
 the market's minimum amount and notional and its amount precision (live), and the
 max-drawdown kill switch from the goals' failure thresholds.
+
+It also owns the book's trading state: `halt` and `resume` are the only writers of it, for
+the kill switch, an operational failure, `trader halt` / `resume` and Hermes' failing verdict
+alike. The running daemon reads the state at its next tick.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .backtest import rules
 from .config import StrategyConfig
+from .domain import OrderDenied, OrderPlan, OrderReason, Side, TradingState
 from .goals import Goals
-
-
-
-@dataclass(frozen=True)
-class OrderPlan:
-    """A market order the risk engine allows, with its modeled execution."""
-
-    side: str  # buy | sell
-    amount: float
-    price: float  # the modeled fill price (slippage included)
-    fee: float  # the modeled fee
-    cash_change: float  # the modeled quote-balance change
-    reason: str  # signal | stop_loss | take_profit | halt
-
-
-@dataclass(frozen=True)
-class OrderDenied:
-    reason: str
+from .ledger import store
+from .ledger.models import DaemonState, EquityPoint
 
 
 @dataclass(frozen=True)
@@ -59,25 +52,23 @@ class RiskEngine:
                                        risk.take_profit or 0.0, risk.slippage)
         if reason < 0:
             return None
-        paid, change = rules.close_out(qty, price, risk.fee)
-        plan = self._sendable("sell", float(qty), float(price), float(paid), float(change),
-                              rules.REASON_NAMES[reason], whole=True)
+        paid, _ = rules.close_out(qty, price, risk.fee)
+        plan = self._sendable(Side.SELL, float(qty), float(price), float(paid), rules.REASON_NAMES[reason], whole=True)
         # a dust remainder the market will not take cannot be stopped out: leave it be
         return plan if isinstance(plan, OrderPlan) else None
 
     # -- the strategy's target -----------------------------------------------------------
     def plan_for_target(self, want: float, qty: float, cash: float, price: float,
-                        reason: str = "signal") -> OrderPlan | OrderDenied | None:
+                        reason: OrderReason = OrderReason.SIGNAL) -> OrderPlan | OrderDenied | None:
         risk = self.config.risk
-        side, amount, fill, paid, change = rules.rebalance(
+        side, amount, fill, paid, _ = rules.rebalance(
             want, qty, cash, price, risk.stake_fraction, risk.fee, risk.slippage)
         if side == rules.NONE:
             return None
-        return self._sendable("buy" if side == rules.BUY else "sell", float(amount), float(fill),
-                              float(paid), float(change), reason, whole=want <= 0.0)
+        return self._sendable(rules.SIDE_NAMES[side], float(amount), float(fill), float(paid), reason, whole=want <= 0.0)
 
-    def _sendable(self, side: str, amount: float, fill: float, paid: float, change: float,
-                  reason: str, whole: bool) -> OrderPlan | OrderDenied:
+    def _sendable(self, side: Side, amount: float, fill: float, paid: float, reason: OrderReason,
+                  whole: bool) -> OrderPlan | OrderDenied:
         """The order as the market will take it: the amount on the market's step (live), and
         within its minimum amount and notional."""
         if self.round_amount is not None:
@@ -88,7 +79,6 @@ class RiskEngine:
             if rounded != amount:
                 amount = rounded
                 paid = amount * fill * self.config.risk.fee
-                change = -(amount * fill + paid) if side == "buy" else amount * fill - paid
         if amount <= 0.0:
             return OrderDenied(f"{side} amount rounds to zero at the market's precision")
         if amount < self.limits.min_amount:
@@ -96,7 +86,7 @@ class RiskEngine:
         if amount * fill < self.limits.min_notional:
             return OrderDenied(
                 f"{side} of {amount * fill:.2f} is below the market's minimum notional {self.limits.min_notional:g}")
-        return OrderPlan(side, amount, fill, paid, change, reason)
+        return OrderPlan(side, amount, fill, paid, reason)
 
     # -- the kill switch -------------------------------------------------------------------
     def drawdown_breach(self, equity: float, peak: float) -> str | None:
@@ -108,3 +98,43 @@ class RiskEngine:
             return (f"drawdown {drawdown:.2%} exceeds the failure threshold {limit:.2%} "
                     f"(equity {equity:,.2f}, peak {peak:,.2f})")
         return None
+
+
+# -- the trading state: halt and resume ---------------------------------------------------------
+
+def halted_reason(session: Session, book: str) -> str | None:
+    """Why the book is halted, or None while it trades (or has never run)."""
+    state = session.get(DaemonState, book)
+    return state.reason if state is not None and state.state == TradingState.HALTED else None
+
+
+def halt(session: Session, book: str, reason: str, *, data: dict[str, Any] | None = None,
+         operational: bool = False) -> None:
+    """Stop new entries of `book` from its next tick (open positions follow goals.on_halt),
+    and record why. `operational`: a failure of the daemon itself, also shown as its last
+    error by /health and `trader status`."""
+    state = _state(session, book, "halt")
+    reason = store.scrub(reason)
+    state.state, state.reason = TradingState.HALTED, reason
+    if operational:
+        state.last_error = reason
+    store.record_event(session, "halted", reason, book, data)
+
+
+def resume(session: Session, book: str, reason: str | None = None) -> None:
+    """Trade again from the next tick; drawdown is measured afresh from the last equity point,
+    or the breach that halted the book would halt it again at once."""
+    state = _state(session, book, "resume")
+    state.state, state.reason = TradingState.RUNNING, reason
+    last = session.scalars(select(EquityPoint).where(EquityPoint.book == book)
+                           .order_by(EquityPoint.time.desc())).first()
+    if last is not None:
+        state.peak_equity = last.equity
+    store.record_event(session, "resumed", reason or "resumed by hand", book)
+
+
+def _state(session: Session, book: str, what: str) -> DaemonState:
+    state = session.get(DaemonState, book)
+    if state is None:
+        raise LookupError(f"book {book!r} has never run: nothing to {what}")
+    return state

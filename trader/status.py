@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .domain import TradingState, split_symbol
 from .ledger import store
 from .ledger.models import DaemonState, EquityPoint, Event, Position
 
@@ -52,7 +53,6 @@ def snapshot(session: Session, book: str) -> dict:
 
 
 def _cash_now(session: Session, book: str, position, last) -> float | None:
-    from .engine import split_symbol
     from .ledger.models import Balance
 
     if position is None:
@@ -63,7 +63,6 @@ def _cash_now(session: Session, book: str, position, last) -> float | None:
 
 def _pnl(session: Session, book: str, position, last) -> dict | None:
     """Realised, unrealised (marked at the last close) and fees, from the book's fills."""
-    from .engine import split_symbol
     from .trades import pnl
 
     if position is None:
@@ -80,7 +79,7 @@ def health(session: Session, book: str, timeframe_seconds: int, now: datetime | 
     state = session.get(DaemonState, book)
     if state is None:
         return False, "no tick yet"
-    if state.state == "halted":
+    if state.state == TradingState.HALTED:
         return False, f"halted: {state.reason}"
     # why the ticks are not coming, when the daemon knows (an unreachable exchange, say)
     why = f"; last error: {state.last_error}" if state.last_error else ""
@@ -91,19 +90,3 @@ def health(session: Session, book: str, timeframe_seconds: int, now: datetime | 
     if age > allowed:
         return False, f"last tick {int(age.total_seconds())} s ago (allowed {int(allowed.total_seconds())} s)" + why
     return True, f"last tick {int(age.total_seconds())} s ago"
-
-
-def set_state(session: Session, book: str, state: str, reason: str | None) -> None:
-    """`trader halt` / `trader resume`: the running daemon reads this at its next tick."""
-    row = session.get(DaemonState, book)
-    if row is None:
-        raise LookupError(f"book {book!r} has never run: nothing to {'halt' if state == 'halted' else 'resume'}")
-    row.state, row.reason = state, reason
-    if state == "running":
-        last = session.scalars(select(EquityPoint).where(EquityPoint.book == book)
-                               .order_by(EquityPoint.time.desc())).first()
-        if last is not None:
-            # measure drawdown afresh from here, or the old breach would halt it again at once
-            row.peak_equity = last.equity
-    store.record_event(session, "halted" if state == "halted" else "resumed",
-                       reason or ("halted by hand" if state == "halted" else "resumed by hand"), book)

@@ -29,7 +29,8 @@ from trader.errors import (
     OrderRejected,
     TemporaryExchangeError,
 )
-from trader.exchange import Credentials, ExchangeAdapter, ExchangeFill, ExchangeOrder, MarketRules
+from trader.domain import FillReport
+from trader.exchange import Credentials, ExchangeAdapter, ExchangeOrder, MarketRules
 from trader.localexchange import (
     LocalExchange,
     banned,
@@ -157,8 +158,8 @@ def test_create_market_order_and_fetch_it_by_client_id(ex: LocalExchange, adapte
     assert [f.trade_id for f in order.fills] == ["1", "2", "3"]
     assert sum(f.amount for f in order.fills) == pytest.approx(0.01)
     for fill in order.fills:
-        assert isinstance(fill, ExchangeFill)
-        assert (fill.order_id, fill.client_order_id, fill.side, fill.price) == ("1", "intent-7", "buy", 2509.17)
+        assert isinstance(fill, FillReport)
+        assert (fill.exchange_order_id, fill.client_order_id, fill.side, fill.price) == ("1", "intent-7", "buy", 2509.17)
         assert fill.fee == pytest.approx(0.001 * fill.amount * 2509.17, abs=1e-8) and fill.fee_currency == "USDT"
         assert fill.time == T12
 

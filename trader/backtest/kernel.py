@@ -15,14 +15,22 @@ from pathlib import Path
 
 from numba import njit
 from numba.core.caching import FunctionCache, IndexDataCacheFile
+from numba.extending import register_jitable
 
+from .. import domain
 from . import rules
 from .rules import BUY, NONE, SELL, SIGNAL
 
 # Everything compiled into these kernels. numba stamps a cached function with its own file
 # only, so `simulate` (this file) compiled with rules.py's functions inside would survive an
 # edit or upgrade of rules.py and keep running the old rules.
-_SOURCES = hashlib.sha256(Path(rules.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
+_SOURCES = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (domain, rules))
+                          + Path(__file__).read_bytes()).hexdigest()
+
+# the domain's money and position rules, callable from compiled code as they are (the domain
+# module itself stays free of numba for the daemon's sake)
+for _rule in (domain.cash_change, domain.add_to_position, domain.reduce_position):
+    register_jitable(_rule)
 
 
 class _KernelCache(FunctionCache):
@@ -59,8 +67,9 @@ def _no_cache_warning() -> None:
 
 
 # the shared position rules, compiled for this loop (the daemon runs them uncompiled)
-rebalance, exit_hit, close_out, add_to_position = (
-    _jit(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, rules.add_to_position))
+rebalance, exit_hit, close_out, add_to_position, reduce_position = (
+    _jit(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, domain.add_to_position,
+                      domain.reduce_position))
 
 FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
 
@@ -115,7 +124,7 @@ def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, t
                     trade_cash = cash
                 qty, entry = add_to_position(qty, entry, amount, fill)
             elif side == SELL:
-                qty = 0.0 if acted <= 0.0 else qty - amount
+                qty = 0.0 if acted <= 0.0 else reduce_position(qty, amount)
             if side != NONE:
                 cash += change
                 _record(fills_out, n_fills, t, side, amount, fill, paid, SIGNAL)

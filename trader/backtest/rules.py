@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import math
 
+from ..domain import OrderReason, Side, add_to_position, cash_change
+
+__all__ = ["rebalance", "exit_hit", "close_out", "add_to_position"]
+
 NONE, BUY, SELL = 0, 1, -1
 SIGNAL, STOP_LOSS, TAKE_PROFIT = 0, 1, 2
-SIDE_NAMES = {BUY: "buy", SELL: "sell"}
-REASON_NAMES = {SIGNAL: "signal", STOP_LOSS: "stop_loss", TAKE_PROFIT: "take_profit"}
+SIDE_NAMES = {BUY: Side.BUY, SELL: Side.SELL}  # the kernel's codes in the domain's words
+REASON_NAMES = {SIGNAL: OrderReason.SIGNAL, STOP_LOSS: OrderReason.STOP_LOSS, TAKE_PROFIT: OrderReason.TAKE_PROFIT}
 
 
 def rebalance(want, qty, cash, price, stake, fee, slippage):
@@ -36,13 +40,14 @@ def rebalance(want, qty, cash, price, stake, fee, slippage):
             return NONE, 0.0, 0.0, 0.0, 0.0
         fill = price * (1.0 - slippage)
         paid = amount * fill * fee
-        return SELL, amount, fill, paid, amount * fill - paid
+        return SELL, amount, fill, paid, cash_change(False, amount, fill, paid)
     budget = min(want * stake * (cash + current) - current, cash)
     if budget <= 0.0:
         return NONE, 0.0, 0.0, 0.0, 0.0
     fill = price * (1.0 + slippage)
     amount = budget / (fill * (1.0 + fee))
-    return BUY, amount, fill, budget - amount * fill, -budget
+    paid = budget - amount * fill
+    return BUY, amount, fill, paid, cash_change(True, amount, fill, paid)  # == -budget, bit for bit
 
 
 def exit_hit(entry, open_, high, low, stop_loss, take_profit, slippage):
@@ -64,11 +69,4 @@ def exit_hit(entry, open_, high, low, stop_loss, take_profit, slippage):
 def close_out(qty, price, fee):
     """Selling the whole position at `price`: returns (fee_paid, cash_change)."""
     paid = qty * price * fee
-    return paid, qty * price - paid
-
-
-def add_to_position(qty, entry, amount, fill):
-    """A buy of `amount` at `fill` added to a position: returns (qty, average entry price)."""
-    if qty <= 0.0:
-        return amount, fill
-    return qty + amount, (entry * qty + fill * amount) / (qty + amount)
+    return paid, cash_change(False, qty, price, paid)

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..domain import OrderReason, OrderStatus, Side, TradingState
+
 MAIN_BOOK = "main"
 
 
@@ -44,6 +46,24 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Vocabulary(TypeDecorator):
+    """A domain enum stored as its plain text value (the column stays a VARCHAR, so the
+    schema and its migrations are unchanged), read back as the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type, length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value  # an unknown word fails here, not later
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:
@@ -69,12 +89,8 @@ class StrategyVersion(Base):
 
 
 class Order(Base):
-    """An order, from the intent (written before the exchange is called) to its outcome.
-
-    status: intent (committed, not yet answered) -> open | filled | canceled | rejected;
-    unknown (the exchange call failed in a way that leaves its outcome open: reconcile by
-    client order id); not_sent (reconciliation proved the exchange never saw it).
-    """
+    """An order, from the intent (written before the exchange is called) to its outcome
+    (`OrderStatus` says which outcomes there are)."""
 
     __tablename__ = "orders"
 
@@ -83,12 +99,12 @@ class Order(Base):
     book: Mapped[str] = mapped_column(String(40), default=MAIN_BOOK)
     mode: Mapped[str] = mapped_column(String(8))  # paper | live
     symbol: Mapped[str] = mapped_column(String(40))
-    side: Mapped[str] = mapped_column(String(4))  # buy | sell
+    side: Mapped[Side] = mapped_column(Vocabulary(Side, 4))
     type: Mapped[str] = mapped_column(String(12), default="market")
     amount: Mapped[float] = mapped_column(Money)
     price: Mapped[Optional[float]] = mapped_column(Money)  # the modeled price when decided
-    reason: Mapped[str] = mapped_column(String(16))  # signal | stop_loss | take_profit | halt
-    status: Mapped[str] = mapped_column(String(12), default="intent")
+    reason: Mapped[OrderReason] = mapped_column(Vocabulary(OrderReason, 16))
+    status: Mapped[OrderStatus] = mapped_column(Vocabulary(OrderStatus, 12), default=OrderStatus.INTENT)
     filled: Mapped[float] = mapped_column(Money, default=0.0)
     exchange_order_id: Mapped[Optional[str]] = mapped_column(String(64))
     error: Mapped[Optional[str]] = mapped_column(Text)
@@ -109,12 +125,12 @@ class Fill(Base):
     client_order_id: Mapped[str] = mapped_column(String(36))
     trade_id: Mapped[str] = mapped_column(String(64))  # the exchange's trade id (paper: derived)
     exchange_order_id: Mapped[Optional[str]] = mapped_column(String(64))
-    side: Mapped[str] = mapped_column(String(4))
+    side: Mapped[Side] = mapped_column(Vocabulary(Side, 4))
     amount: Mapped[float] = mapped_column(Money)
     price: Mapped[float] = mapped_column(Money)
     fee: Mapped[float] = mapped_column(Money)
     fee_currency: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[OrderReason] = mapped_column(Vocabulary(OrderReason, 16))
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     strategy_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))
 
@@ -196,7 +212,7 @@ class DaemonState(Base):
     __tablename__ = "daemon_state"
 
     book: Mapped[str] = mapped_column(String(40), primary_key=True)
-    state: Mapped[str] = mapped_column(String(12), default="running")  # running | halted
+    state: Mapped[TradingState] = mapped_column(Vocabulary(TradingState, 12), default=TradingState.RUNNING)
     reason: Mapped[Optional[str]] = mapped_column(Text)
     mode: Mapped[str] = mapped_column(String(8), default="paper")
     strategy_version: Mapped[Optional[str]] = mapped_column(String(16))

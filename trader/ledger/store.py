@@ -4,14 +4,15 @@ transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..domain import (UNRESOLVED, FillReport, OrderStatus, Side, TradingState, add_to_position, cash_change,
+                      reduce_position)
 from .models import (
     Approval,
     Balance,
@@ -24,20 +25,6 @@ from .models import (
     StrategyVersion,
     utcnow,
 )
-
-
-@dataclass(frozen=True)
-class NewFill:
-    """A fill as a broker reports it, before it is in the ledger."""
-
-    trade_id: str
-    side: str
-    amount: float
-    price: float
-    fee: float
-    fee_currency: str
-    time: datetime
-    exchange_order_id: Optional[str] = None
 
 
 def ensure_version(session: Session, config, yaml_text: str | None = None) -> StrategyVersion:
@@ -59,7 +46,7 @@ def book_rows(session: Session, book: str, symbol: str, quote: str, base: str,
     `starting_cash` of the quote currency)."""
     state = session.get(DaemonState, book)
     if state is None:
-        state = DaemonState(book=book, state="running", mode=mode, peak_equity=0.0)
+        state = DaemonState(book=book, state=TradingState.RUNNING, mode=mode, peak_equity=0.0)
         session.add(state)
     position = session.get(Position, book)
     if position is None:
@@ -83,7 +70,7 @@ def add_intent(session: Session, *, client_order_id: str, book: str, mode: str, 
                strategy_version: str, bar_time: datetime) -> Order:
     order = Order(
         client_order_id=client_order_id, book=book, mode=mode, symbol=symbol, side=side,
-        type="market", amount=amount, price=price, reason=reason, status="intent", filled=0.0,
+        type="market", amount=amount, price=price, reason=reason, status=OrderStatus.INTENT, filled=0.0,
         strategy_version=strategy_version, bar_time=bar_time,
     )
     session.add(order)
@@ -98,7 +85,7 @@ def order_by_client_id(session: Session, client_order_id: str) -> Order | None:
 def unresolved_orders(session: Session, book: str) -> list[Order]:
     """Orders whose outcome the ledger does not know yet: reconcile these on start."""
     return list(session.scalars(
-        select(Order).where(Order.book == book, Order.status.in_(("intent", "unknown", "open")))
+        select(Order).where(Order.book == book, Order.status.in_(sorted(UNRESOLVED)))
         .order_by(Order.id)
     ))
 
@@ -108,32 +95,27 @@ def has_fill(session: Session, book: str, trade_id: str) -> bool:
         Fill.book == book, Fill.trade_id == trade_id)) > 0
 
 
-def record_fill(session: Session, order: Order, fill: NewFill, *, cash_change: float,
-                base: str, quote: str) -> bool:
-    """Book one fill: the fill row, the position and both balances move together.
+def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, quote: str) -> bool:
+    """Book one fill: the fill row, the position and both balances move together, by the
+    domain's rules (the backtest kernel's own).
 
     Returns False (and changes nothing) when this trade id is already in the ledger, so a
-    fill seen twice by reconciliation is counted once. `cash_change` is the quote amount
-    the fill moved (negative for a buy), computed by the broker with the shared rules.
+    fill seen twice by reconciliation is counted once.
     """
     if has_fill(session, order.book, fill.trade_id):
         return False
     position = session.get(Position, order.book)
     cash = session.get(Balance, (order.book, quote))
     held = session.get(Balance, (order.book, base))
-    if fill.side == "buy":
-        from trader.backtest.rules import add_to_position
-
+    if fill.side == Side.BUY:
         if position.qty <= 0.0:
             position.trade_cash = cash.free
         qty, entry = add_to_position(position.qty, position.entry_price, fill.amount, fill.price)
         position.qty, position.entry_price = float(qty), float(entry)
     else:
-        remaining = position.qty - fill.amount
-        # dust below a millionth of the sale is a float artefact, not a position
-        position.qty = 0.0 if remaining <= fill.amount * 1e-9 else remaining
+        position.qty = reduce_position(position.qty, fill.amount)
     position.strategy_version = order.strategy_version
-    cash.free += cash_change
+    cash.free += fill.cash_change(quote)
     cash.total = cash.free + cash.used
     held.free = held.total = position.qty
     order.filled = (order.filled or 0.0) + fill.amount
@@ -157,15 +139,13 @@ def closed_trades(fills: list[Fill], base: str) -> list[tuple[datetime, float]]:
     """(close time, net result) of each round trip flat -> position -> flat, fees included."""
     out, qty, flow = [], 0.0, 0.0
     for f in fills:
-        notional = f.amount * f.price
-        fee = fee_in_quote(f, base)
-        if f.side == "buy":
+        buying = f.side == Side.BUY
+        flow += cash_change(buying, f.amount, f.price, fee_in_quote(f, base))
+        if buying:
             qty += f.amount
-            flow -= notional + fee
         else:
-            qty -= f.amount
-            flow += notional - fee
-            if qty <= f.amount * 1e-9:
+            qty = reduce_position(qty, f.amount)
+            if qty == 0.0:
                 out.append((f.time, flow))
                 qty, flow = 0.0, 0.0
     return out

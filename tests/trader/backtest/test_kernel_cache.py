@@ -14,12 +14,12 @@ import pytest
 
 from ...conftest import ROOT
 
-SOURCES = ROOT / "trader" / "backtest"
+SOURCES = ROOT / "trader"
 
 # a round trip with a 1% fee, through a fresh process (so the kernels come from the disk cache)
 PROBE = """
 import json, numpy as np
-from copy_of_backtest import kernel
+from copy_of_trader.backtest import kernel
 o = h = l = c = np.array([100.0, 110.0, 120.0, 130.0])
 equity, fills = np.empty(4), np.zeros((9, 6))
 kernel.simulate(o, h, l, c, np.array([1.0, 1.0, 0.0, 0.0]), 1.0, 0.01, 0.0, 0.0, 0.0, 1000.0, equity, fills)
@@ -35,20 +35,44 @@ def run_probe(where: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def test_editing_the_rules_alone_recompiles_the_kernel(tmp_path):
-    package = tmp_path / "copy_of_backtest"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("kernel.py", "rules.py"):
+def copy_sources(tmp_path: Path) -> Path:
+    """The kernel and every source compiled into it, as a package of their own."""
+    package = tmp_path / "copy_of_trader"
+    (package / "backtest").mkdir(parents=True)
+    for name in ("__init__.py", "backtest/__init__.py"):
+        (package / name).write_text("")
+    for name in ("domain.py", "backtest/kernel.py", "backtest/rules.py"):
         shutil.copy(SOURCES / name, package / name)
+    return package
+
+
+def test_editing_the_rules_alone_recompiles_the_kernel(tmp_path):
+    package = copy_sources(tmp_path)
     first = run_probe(tmp_path)
     again = run_probe(tmp_path)
     assert again == {"final": first["final"], "cache_hits": 1}  # the cache is used while nothing changed
     # the fee of a signal's sale doubled, in rules.py only (kernel.py untouched)
-    rules = package / "rules.py"
+    rules = package / "backtest" / "rules.py"
     text = rules.read_text()
     assert text.count("paid = amount * fill * fee\n") == 1
     rules.write_text(text.replace("paid = amount * fill * fee\n", "paid = amount * fill * fee * 2.0\n"))
+    edited = run_probe(tmp_path)
+    qty = 1000 / (110 * 1.01)
+    assert first["final"] == pytest.approx(qty * 130 * 0.99)
+    assert edited["final"] == pytest.approx(qty * 130 * 0.98)
+    assert edited["cache_hits"] == 0
+
+
+def test_editing_the_money_rule_alone_recompiles_the_kernel(tmp_path):
+    """The cash change of a fill lives in the domain module; the kernel compiles it in."""
+    package = copy_sources(tmp_path)
+    first = run_probe(tmp_path)
+    domain = package / "domain.py"
+    text = domain.read_text()
+    assert text.count("return -(notional + fee) if buying else notional - fee\n") == 1
+    # a sale's fee counted twice, in domain.py only
+    domain.write_text(text.replace("return -(notional + fee) if buying else notional - fee\n",
+                                   "return -(notional + fee) if buying else notional - 2.0 * fee\n"))
     edited = run_probe(tmp_path)
     qty = 1000 / (110 * 1.01)
     assert first["final"] == pytest.approx(qty * 130 * 0.99)

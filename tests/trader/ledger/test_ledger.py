@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from trader.domain import FillReport, Side
 from trader.ledger import database_url, open_ledger, sessions, store
 from trader.ledger.models import Base, DaemonState, Order
 from trader.status import health
@@ -56,9 +57,9 @@ def test_a_fill_is_booked_once(engine, config):
         order = store.add_intent(s, client_order_id="c1", book="main", mode="paper", symbol="BTC/USD",
                                  side="buy", amount=0.1, price=100.0, reason="signal",
                                  strategy_version=config.version, bar_time=T0)
-        fill = store.NewFill("t1", "buy", 0.1, 100.0, 0.01, "USD", T0)
-        assert store.record_fill(s, order, fill, cash_change=-10.01, base="BTC", quote="USD")
-        assert not store.record_fill(s, order, fill, cash_change=-10.01, base="BTC", quote="USD")
+        fill = FillReport("t1", Side.BUY, 0.1, 100.0, 0.01, "USD", T0)
+        assert store.record_fill(s, order, fill, base="BTC", quote="USD")
+        assert not store.record_fill(s, order, fill, base="BTC", quote="USD")
     with factory() as s:
         position = s.get(store.Position, "main")
         cash = s.get(store.Balance, ("main", "USD"))
