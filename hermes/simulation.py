@@ -43,7 +43,7 @@ from trader.errors import ConfigError
 from trader.feeds import ReplayFeed
 from trader.goals import Goals
 from trader.ledger import open_ledger
-from trader.ledger.models import MAIN_BOOK, Approval, DaemonState, Experiment, StrategyVersion
+from trader.ledger.models import MAIN_BOOK, Approval, Experiment, StrategyVersion
 from trader.ledger.replay import GroupCommit
 from trader.risk import halt, halted_reason, resume
 from trader.timeframes import timeframe_seconds

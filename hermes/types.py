@@ -8,13 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from trader.yamlfile import Frozen as BaseFrozen
 
 Status = Literal["met", "not_yet", "failing", "no_verdict"]
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Frozen(BaseFrozen):
+    # results, not user input: a ratio of a flawless run may be infinite
+    model_config = ConfigDict(allow_inf_nan=True)
 
 
 class GoalScore(Frozen):

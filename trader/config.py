@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -31,17 +29,13 @@ from .errors import ConfigError
 from .exchange_ids import EXCHANGES, is_exchange
 from .exchange_ids import timeframes as exchange_timeframes
 from .timeframes import timeframe_seconds
-from .yamlfile import LocatedError, format_problems, kind_of, pydantic_problems, read_yaml
+from .yamlfile import Frozen, LocatedError, format_problems, kind_of, pydantic_problems, read_yaml
 
 # Risk settings Hermes may tune when the user declares bounds for them.
 RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
 
 
 MAX_GRID = 100_000  # values between a tunable's min and max
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Bounds(Frozen):

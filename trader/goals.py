@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .yamlfile import format_problems, kind_of, pydantic_problems, read_yaml
+from .yamlfile import Frozen, format_problems, kind_of, pydantic_problems, read_yaml
 
 # +1: higher is better; -1: lower is better.
 POLARITY: dict[str, int] = {
@@ -27,10 +27,6 @@ POLARITY: dict[str, int] = {
     "profit_factor": +1,
     "max_drawdown": -1,
 }
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # What a threshold of each metric can sensibly be (fractions, ratios).

@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 
 Problem = tuple[tuple[str, ...], str]
+
+
+class Frozen(BaseModel):
+    """What a YAML file is loaded into, once: immutable, unknown keys refused, no inf/NaN."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LocatedError(ValueError):
