@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from trader.backtest import kernel
 from trader.backtest.result import Metrics
 from trader.ledger.models import EquityPoint, Fill, Order
-from trader.ledger.store import closed_trades, fee_in_quote
+from trader.trades import closed_trades, fee_in_quote
 from trader.timeframes import bars_per_year, timeframe_seconds
 
 

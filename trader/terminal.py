@@ -8,6 +8,8 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
+from .domain import reduce_position
+
 
 def _stderr_console():
     from rich.console import Console
@@ -81,8 +83,8 @@ def exits_by_reason(fills) -> dict[str, int]:
     rows = fills.sides_qtys_reasons() if hasattr(fills, "sides_qtys_reasons") else (
         (f.side, f.qty, f.reason) for f in fills)
     for side, amount, reason in rows:
-        qty += amount if side == "buy" else -amount
-        if side == "sell" and qty <= amount * 1e-9:  # flat again: a round trip closed
+        qty = qty + amount if side == "buy" else reduce_position(qty, amount)
+        if side == "sell" and qty == 0.0:  # flat again: a round trip closed
             counts[reason] = counts.get(reason, 0) + 1
             qty = 0.0
     return counts

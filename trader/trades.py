@@ -1,13 +1,19 @@
 """Round trips (flat -> position -> flat) and profit and loss, from a book's fills in the
-ledger: what `trader trades` lists and the P&L line of `trader status` adds up. Counted as
-`store.closed_trades` counts them (fees in quote, whatever currency the exchange charged)."""
+ledger: what `trader trades` lists, the P&L line of `trader status` adds up and Hermes counts
+as trades. Money and position by the domain's rules, fees in quote whatever currency the
+exchange charged them in."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from .ledger.store import fee_in_quote
+from .domain import Side, cash_change, reduce_position
+
+
+def fee_in_quote(fill, base: str) -> float:
+    """A fill's fee in the quote currency (a fee taken from the base asset, valued at the fill's price)."""
+    return fill.fee * fill.price if fill.fee_currency == base else fill.fee
 
 
 @dataclass(frozen=True)
@@ -33,16 +39,21 @@ def round_trips(fills, base: str) -> list[RoundTrip]:
     return [t.done(when, reason) for t, when, reason in closed] + ([open_.done(None, None)] if open_ else [])
 
 
+def closed_trades(fills, base: str) -> list[tuple[datetime, float]]:
+    """(close time, net result, fees included) of each closed round trip, oldest first."""
+    return [(when, t.proceeds - t.cost) for t, when, _ in _walk(fills, base)[0]]
+
+
 def _walk(fills, base: str):
     """The closed trips (with when and why they closed) and the open one, if any."""
     closed, t = [], None
     for f in fills:
         if t is None:
-            if f.side != "buy":
+            if f.side != Side.BUY:
                 continue  # a sale of a position opened before this ledger's fills: nothing to pair
             t = _Trip(f.time)
         t.add(f, fee_in_quote(f, base))
-        if f.side == "sell" and t.qty <= f.amount * 1e-9:  # flat again
+        if f.side == Side.SELL and t.qty == 0.0:  # flat again
             closed.append((t, f.time, f.reason))
             t = None
     return closed, t
@@ -57,14 +68,15 @@ class _Trip:
     def add(self, f, fee: float) -> None:
         value = f.amount * f.price
         self.fees += fee
-        if f.side == "buy":
+        if f.side == Side.BUY:
             self.qty += f.amount
-            self.buy_qty, self.buy_value, self.cost = self.buy_qty + f.amount, self.buy_value + value, self.cost + value + fee
+            self.buy_qty, self.buy_value = self.buy_qty + f.amount, self.buy_value + value
+            self.cost -= cash_change(True, f.amount, f.price, fee)
             self.peak = max(self.peak, self.qty)
         else:
-            self.qty -= f.amount
+            self.qty = reduce_position(self.qty, f.amount)
             self.sell_qty, self.sell_value = self.sell_qty + f.amount, self.sell_value + value
-            self.proceeds += value - fee
+            self.proceeds += cash_change(False, f.amount, f.price, fee)
 
     def done(self, exit_time: datetime | None, reason: str | None) -> RoundTrip:
         pnl = self.proceeds - self.cost if exit_time is not None else None

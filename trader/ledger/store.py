@@ -11,8 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..domain import (UNRESOLVED, FillReport, OrderStatus, Side, TradingState, add_to_position, cash_change,
-                      reduce_position)
+from ..domain import UNRESOLVED, FillReport, OrderStatus, Side, TradingState, add_to_position, reduce_position
 from .models import (
     Approval,
     Balance,
@@ -129,26 +128,6 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
     ))
     session.flush()
     return True
-
-
-def fee_in_quote(fill: Fill, base: str) -> float:
-    return fill.fee * fill.price if fill.fee_currency == base else fill.fee
-
-
-def closed_trades(fills: list[Fill], base: str) -> list[tuple[datetime, float]]:
-    """(close time, net result) of each round trip flat -> position -> flat, fees included."""
-    out, qty, flow = [], 0.0, 0.0
-    for f in fills:
-        buying = f.side == Side.BUY
-        flow += cash_change(buying, f.amount, f.price, fee_in_quote(f, base))
-        if buying:
-            qty += f.amount
-        else:
-            qty = reduce_position(qty, f.amount)
-            if qty == 0.0:
-                out.append((f.time, flow))
-                qty, flow = 0.0, 0.0
-    return out
 
 
 def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,
