@@ -1,7 +1,8 @@
 """The one start-up point: reads the user's files, opens the ledger, and wires the engine
 to a clock, a feed and a broker. Live trading, paper trading and replays differ only here.
 
-* `run_replay`: a file on a simulated clock, paper broker, as fast as possible (or paced).
+* `run_replay`: a file on a simulated clock, paper broker, as fast as possible (or paced);
+  in trader.replay_runner, with the options both share in trader.runoptions.
 * `Service`: APScheduler fires at every candle close (plus a settle delay); the exchange
   feed; the paper broker, or the live one once the live gate is passed; the health server.
   Its clock and its driver are the two things a caller may swap: `trader demo` gives it the
@@ -17,50 +18,37 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import StrategyConfig, load_strategy_config
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import SQLAlchemyError
+
+from .brokers import LiveBroker, PaperBroker
+from .config import StrategyConfig, load_strategy_config, parse_strategy_config
 from .domain import split_symbol
 from .engine import Engine
 from .errors import ConfigError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
-from .goals import Goals, load_goals
+from .feeds import ExchangeFeed
+from .health import HealthServer
+from .history import load_history
 from .ledger import data_dir, database_url, open_ledger, sessions, store
-from .ledger.models import MAIN_BOOK, DaemonState
-from .risk import halt
+from .ledger.guard import LedgerGuard
+from .ledger.lock import acquire
+from .ledger.models import DaemonState, Experiment, StrategyVersion
+from .logs import secret_env_values
+from .replay_runner import run_replay
+from .risk import Limits, RiskEngine, halt
+from .runoptions import RunOptions, load_goals_if_any, lookback_for
+from .schedule import CandleCloseTrigger, tick_until_current
+from .status import health, snapshot
 from .timeframes import timeframe_seconds
 from .yamlfile import read_text_file
 
+# what callers import from the start-up point (the CLI, trader.demo, the tests)
+__all__ = ["ConfigWatcher", "RunOptions", "Service", "live_gate_problems", "lookback_for", "run_replay"]
+
 log = logging.getLogger("trader.daemon")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    config_path: Path
-    goals_path: Path | None = None
-    live: bool = False
-    replay: Path | None = None
-    speed: float | None = None  # replay pace in bars per second; None: as fast as possible
-    database_url: str | None = None
-    port: int | None = None  # health server; None: none
-    settle_seconds: float = 5.0
-    book: str = MAIN_BOOK
-
-
-def lookback_for(config: StrategyConfig) -> int:
-    """Bars a tick feeds the strategy: ten warm-ups (at least 500), so that recursive
-    indicators (EMA, RSI) have forgotten their seed and agree with a full-history backtest."""
-    return max(10 * config.strategy_def().warmup(config.params), 500)
-
-
-def load_goals_if_any(path: Path | None) -> Goals | None:
-    if path is None:
-        return None
-    if not Path(path).exists():
-        log.warning("no goals file at %s: the drawdown kill switch is off", path)
-        return None
-    return load_goals(path)
 
 
 # -- the live gate ------------------------------------------------------------------------------
@@ -111,145 +99,6 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
-# -- replay -------------------------------------------------------------------------------------
-
-
-def run_replay(options: RunOptions, stop: threading.Event | None = None,
-               loaded: Callable[[], None] | None = None) -> dict:
-    """Drive the engine through a file with the paper broker; returns the summary. `loaded`
-    is called once the files are read, before the first tick (the CLI installs its signal
-    handlers there, so a SIGTERM during a long load ends the process at once)."""
-    import itertools
-
-    from .brokers import PaperBroker
-    from .feeds import ReplayFeed
-    from .ledger.replay import GroupCommit
-    from .ohlcv import load_ohlcv, require_history
-
-    config = load_strategy_config(options.config_path)
-    goals = load_goals_if_any(options.goals_path)
-    frame = load_ohlcv(options.replay, timeframe=config.timeframe)
-    require_history(frame, config, str(options.replay))
-    if loaded is not None:
-        loaded()
-    lock = None if options.database_url else _ReplayLock(data_dir())  # held until this replay ends
-    url = options.database_url or _fresh_replay_db()
-    ledger = open_ledger(url)
-    _, quote = split_symbol(config.symbol)
-    yaml_text = Path(options.config_path).read_text(encoding="utf-8")
-
-    def engine_on(factory) -> Engine:
-        return Engine(config=config, goals=goals, sessions=factory, broker=PaperBroker(quote),
-                      book=options.book, yaml_text=yaml_text)
-
-    feed = ReplayFeed(frame, lookback_for(config))
-    step = timedelta(seconds=timeframe_seconds(config.timeframe))
-    # as fast as possible: a commit per 1,000 ticks; paced (someone may be watching): per tick
-    group = GroupCommit(ledger, every=1000 if not options.speed else 1)
-    engine = engine_on(group.sessions)
-    ticks = 0
-    started = time.perf_counter()
-    try:
-        for view in feed.views():
-            if stop is not None and stop.is_set():
-                break
-            try:
-                engine.tick(view, now=(view.next_time or view.bar_time + step).to_pydatetime())
-            except BaseException:
-                # the failed tick's rollback undid its whole batch: redo the batch's ticks
-                # before it, so the ledger ends as it would with a commit per tick
-                group.close()
-                redo = engine_on(sessions(ledger))
-                for again in itertools.islice(feed.views(group.committed), ticks - group.committed):
-                    redo.tick(again, now=(again.next_time or again.bar_time + step).to_pydatetime())
-                redo.close()
-                raise
-            ticks += 1
-            group.tick_done()
-            if options.speed:
-                time.sleep(1.0 / options.speed)
-    finally:
-        engine.close()
-        group.close()
-    elapsed = time.perf_counter() - started
-    with sessions(ledger)() as s:
-        summary = _summary(s, options.book, config, ticks, elapsed)
-    summary["database"] = url
-    if lock is not None:
-        lock.release()
-    return summary
-
-
-class _ReplayLock:
-    """One replay at a time per data directory: a second one would delete the first's ledger
-    under it. An flock, so a killed replay never leaves it behind."""
-
-    def __init__(self, folder: Path) -> None:
-        import fcntl
-
-        path = Path(folder) / "replay.lock"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.handle = open(path, "a+")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot be created ({exc.strerror}); expected a writable data directory "
-                             "(set TRADER_DATA_DIR)") from None
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            raise InputError(f"{folder}: another replay is running in this data directory; wait for it, or "
-                             "set TRADER_DATA_DIR to another folder") from None
-
-    def release(self) -> None:
-        self.handle.close()
-
-
-def _fresh_replay_db() -> str:
-    path = data_dir() / "replay.db"
-    try:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot replace the last replay's ledger ({exc.strerror}); expected a "
-                         "writable data directory (set TRADER_DATA_DIR)") from None
-    return f"sqlite:///{path}"
-
-
-def _summary(session, book: str, config: StrategyConfig, ticks: int, elapsed: float) -> dict:
-    fills = store.fills_of(session, book)
-    equity = store.equity_of(session, book)
-    position = session.get(store.Position, book)
-    final = equity[-1].equity if equity else config.capital
-    closed = len(store.closed_trades(fills, split_symbol(config.symbol)[0]))
-    return {
-        "ticks": ticks,
-        "seconds": round(elapsed, 3),
-        "ticks_per_second": round(ticks / elapsed, 1) if elapsed > 0 else None,
-        "fills": len(fills),
-        "trades": closed,
-        "final_equity": final,
-        "total_return": final / config.capital - 1.0,
-        "open_position": position.qty if position else 0.0,
-        "strategy_version": config.version,
-        "halted": _kill_switch(session, book),
-    }
-
-
-def _kill_switch(session, book: str) -> dict | None:
-    """When and why the drawdown kill switch stopped the replay (why it differs from a
-    backtest, which has none); None when it never did."""
-    from sqlalchemy import select
-
-    event = session.scalars(select(store.Event).where(store.Event.book == book, store.Event.kind == "halted")
-                            .order_by(store.Event.id)).first()
-    if event is None:
-        return None
-    data = event.data or {}
-    return {"bar_time": data.get("bar_time"), "reason": event.message, "equity": data.get("equity"),
-            "peak_equity": data.get("peak")}
-
-
 # -- the service ------------------------------------------------------------------------------
 
 
@@ -258,9 +107,7 @@ class Service:
 
     def __init__(self, options: RunOptions, environ: Mapping[str, str],
                  clock: Callable[[], datetime] | None = None):
-        from .exchange import ExchangeAdapter
-
-        from .logs import secret_env_values
+        from .exchange import ExchangeAdapter  # ccxt (a second to import): the service only, not replays
 
         self.options = options
         self.environ = environ
@@ -270,13 +117,9 @@ class Service:
         self.config = load_strategy_config(options.config_path)
         self.goals = load_goals_if_any(options.goals_path)
         self.watcher = ConfigWatcher(options.config_path, text)
-        from .ledger.guard import LedgerGuard
-
         url = options.database_url or database_url(environ)
         engine = open_ledger(url, keep_damaged=True)  # a damaged file: kept aside, one line, exit 2
         self.ledger = LedgerGuard(url)
-        from .ledger.lock import acquire
-
         self.lock = acquire(engine, options.book)  # before anything is traded
         self.factory = sessions(engine)
         self.adapter = ExchangeAdapter.from_env(self.config.exchange, self.config.symbol, environ=environ)
@@ -293,10 +136,6 @@ class Service:
         self.shadows: dict[str, Engine] = {}
 
     def _build_engine(self, text: str) -> Engine:
-        from .brokers import LiveBroker, PaperBroker
-        from .feeds import ExchangeFeed
-        from .risk import Limits, RiskEngine
-
         base, quote = split_symbol(self.config.symbol)
         limits, round_amount = Limits(), None
         try:
@@ -337,8 +176,6 @@ class Service:
     def tick(self) -> None:
         """One tick, never on a ledger that is damaged (halted for good) or cannot be written
         (the error is what /status and /health say until a tick writes again)."""
-        from sqlalchemy.exc import SQLAlchemyError
-
         if not self.ledger.usable():
             return
         try:
@@ -350,8 +187,6 @@ class Service:
             self.ledger.written()
 
     def _tick(self) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-
         self._reload_config()
         delay = 2.0
         for attempt in range(1, 6):
@@ -390,11 +225,6 @@ class Service:
     def _sync_shadows(self) -> None:
         """Paper engines for the running experiments: each challenger and its control book (the
         baseline on paper), on the same candles, whether or not the main book is halted."""
-        from .brokers import PaperBroker
-        from .config import parse_strategy_config
-        from .ledger.models import Experiment, StrategyVersion
-        from .risk import RiskEngine
-
         with self.factory() as s:
             running = {}
             for e in s.query(Experiment).filter_by(status="running"):
@@ -422,10 +252,8 @@ class Service:
 
     def review(self) -> None:
         """The weekly Hermes cycle, in the daemon's own process (the ledger is the daemon's)."""
-        from hermes.cycle import CycleInputs, run_cycle
+        from hermes.cycle import CycleInputs, run_cycle  # the review's libraries: only when it runs
         from hermes.proposer import warmup_needed
-
-        from .history import load_history
 
         if self.goals is None:
             log.warning("no goals file: Hermes has nothing to review against", extra={"event": "review_skipped"})
@@ -480,8 +308,6 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------
     def add_jobs(self, scheduler, now: datetime):
         """The tick job (and Hermes' review); returns the tick job."""
-        from .schedule import CandleCloseTrigger, tick_until_current
-
         trigger = CandleCloseTrigger(self.timeframe, self.options.settle_seconds)
         clock = self.clock
         # one job, so ticks never overlap; its first run is now, to catch up on the last close
@@ -489,8 +315,6 @@ class Service:
                                 id="tick", max_instances=1, coalesce=True,
                                 misfire_grace_time=max(30, self.timeframe // 2), next_run_time=now)
         if self.goals is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             scheduler.add_job(self.review, CronTrigger.from_crontab(self.goals.review.cron, timezone=timezone.utc),
                               id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
         return job
@@ -498,10 +322,7 @@ class Service:
     def run(self, drive: Callable[[], None] | None = None) -> int:
         """Serve health, reconcile, then tick until stopped: on the wall clock by APScheduler
         (`schedule`), or by `drive`, which returns once `self.stop` is set or it is done."""
-        from .health import HealthServer
-        from .status import health, snapshot
-
-        from .notify import Notifier, NotifyHandler
+        from .notify import Notifier, NotifyHandler  # httpx: only a running service notifies
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
@@ -556,7 +377,7 @@ class Service:
     def schedule(self) -> None:
         """The wall clock: APScheduler runs the tick at every candle close, and Hermes' review
         at its cron, until the daemon is told to stop."""
-        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.schedulers.background import BackgroundScheduler  # not for a driven clock (the demo)
 
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         self.add_jobs(scheduler, datetime.now(timezone.utc))
