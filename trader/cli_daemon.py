@@ -187,7 +187,6 @@ def _liveness(factory, book: str, snap: dict) -> dict:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .health import dumps
     from .ledger.models import MAIN_BOOK
     from .status import snapshot
 
@@ -202,6 +201,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"error: the ledger cannot be read now: {_db_reason(exc)}; try again", file=sys.stderr)
         return 1
     if args.json:
+        from .health import dumps  # the HTTP server's module: only for --json
+
         print(dumps(snap))
         return 0
     from rich.console import Console
