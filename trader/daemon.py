@@ -24,6 +24,7 @@ from pathlib import Path
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import retry
 from .brokers import LiveBroker, PaperBroker
 from .config import StrategyConfig, load_strategy_config, parse_strategy_config
 from .domain import split_symbol
@@ -188,38 +189,36 @@ class Service:
 
     def _tick(self) -> None:
         self._reload_config()
-        delay = 2.0
-        for attempt in range(1, 6):
-            if self.stop.is_set():
-                return
-            try:
-                now = self.clock()
-                view = self.feed.view(now)
-                report = self.engine.tick(view, now=now)
-                self._tick_shadows(view)
-                self._note_error(None)
-                if not report.skipped:
-                    log.info("tick %s: equity %.2f, target %.2f, %s", report.bar_time.isoformat(), report.equity,
-                             report.target, report.state, extra={"event": "tick", "orders": report.orders})
-                return
-            except TemporaryExchangeError as exc:
-                wait = max(delay, float(getattr(exc, "retry_after", 0) or 0))
-                log.warning("temporary exchange error (attempt %d): %s; retrying in %.0f s", attempt, exc, wait,
-                            extra={"event": "retry"})
-                self._note_error(str(exc))
-                if self.stop.wait(wait):
-                    return
-                delay = min(delay * 2, self.timeframe / 4)
-            except (OperationalExchangeError, StrategyError) as exc:
-                self._halt(f"{exc.__class__.__name__}: {exc}")
-                return
-            except SQLAlchemyError:
-                raise  # the ledger's trouble: tick() says it where the ledger cannot
-            except Exception as exc:  # keep the daemon alive; the next candle tries again
-                log.exception("tick failed: %s", exc.__class__.__name__, extra={"event": "error"})
-                self._note_error(f"{exc.__class__.__name__}: {exc}")
-                return
-        log.error("tick gave up after repeated temporary errors; the next candle tries again (%s)", OFFLINE_HINT)
+        try:  # temporary exchange errors: retried, backing off up to a quarter candle
+            retry.call(self._tick_once, attempts=5, first=2.0, cap=self.timeframe / 4,
+                       retry_on=TemporaryExchangeError, stop=self.stop, on_retry=self._retrying)
+        except retry.Stopped:
+            return
+        except TemporaryExchangeError as exc:
+            self._note_error(str(exc))
+            log.error("tick gave up after repeated temporary errors; the next candle tries again (%s)", OFFLINE_HINT)
+        except (OperationalExchangeError, StrategyError) as exc:
+            self._halt(f"{exc.__class__.__name__}: {exc}")
+        except SQLAlchemyError:
+            raise  # the ledger's trouble: tick() says it where the ledger cannot
+        except Exception as exc:  # keep the daemon alive; the next candle tries again
+            log.exception("tick failed: %s", exc.__class__.__name__, extra={"event": "error"})
+            self._note_error(f"{exc.__class__.__name__}: {exc}")
+
+    def _tick_once(self) -> None:
+        now = self.clock()
+        view = self.feed.view(now)
+        report = self.engine.tick(view, now=now)
+        self._tick_shadows(view)
+        self._note_error(None)
+        if not report.skipped:
+            log.info("tick %s: equity %.2f, target %.2f, %s", report.bar_time.isoformat(), report.equity,
+                     report.target, report.state, extra={"event": "tick", "orders": report.orders})
+
+    def _retrying(self, exc: BaseException, attempt: int, wait: float) -> None:
+        log.warning("temporary exchange error (attempt %d): %s; retrying in %.0f s", attempt, exc, wait,
+                    extra={"event": "retry"})
+        self._note_error(str(exc))
 
     # -- Hermes: shadow challengers and the weekly review -----------------------------------
     def _sync_shadows(self) -> None:

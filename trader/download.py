@@ -21,6 +21,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
+from trader import retry
 from trader.errors import DataError
 from trader.exchange import HttpStatus
 from trader.ohlcv import COLUMNS, load_ohlcv
@@ -182,7 +183,7 @@ class _Fetcher:
         return np.concatenate(pages) if pages else np.empty((0, 6))
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt in range(self.retries + 1):
+        def attempt() -> T:
             self.status.last = None
             try:
                 return fn()
@@ -193,13 +194,16 @@ class _Fetcher:
                 # a plain ExchangeError: the status says it is the exchange's trouble, and passes
                 if not (isinstance(exc, TEMPORARY_ERRORS) or self.status.server_error()):
                     raise DataError(f"{self.exchange_id}: {what} failed: {type(exc).__name__}: {self._clean(exc)}") from None
-                if attempt >= self.retries:
-                    raise DataError(
-                        f"{self.exchange_id}: {what} still failing after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {self._clean(exc)}"
-                    ) from None
-                time.sleep(min(self.backoff * 2**attempt, _MAX_DELAY))
-        raise AssertionError("unreachable")
+                raise  # retried
+
+        try:
+            return retry.call(attempt, attempts=self.retries + 1, first=self.backoff, cap=_MAX_DELAY,
+                              retry_on=ccxt.BaseError)
+        except ccxt.BaseError as exc:
+            raise DataError(
+                f"{self.exchange_id}: {what} still failing after {self.retries + 1} attempts: "
+                f"{type(exc).__name__}: {self._clean(exc)}"
+            ) from None
 
     def _clean(self, exc: Exception) -> str:
         """The error text without credentials, on one line, short enough to read."""

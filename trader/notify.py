@@ -3,8 +3,8 @@ any endpoint that takes JSON.
 
 A notification must never slow or break trading: `Notifier.notify` only appends to a bounded
 in-memory queue (the oldest entry is dropped when it is full) and returns; one daemon thread
-delivers, retrying with exponential backoff on network errors, timeouts, 429 (honouring
-Retry-After) and 5xx. Every failure is logged on the `trader.notify` logger, never raised.
+delivers, retrying under trader.retry's policy on network errors, timeouts, 429 (waiting at
+least its Retry-After) and 5xx. Every failure is logged on the `trader.notify` logger, never raised.
 Secret values (exchange and API keys in the environment) are masked before anything leaves
 the process.
 
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import retry
 from .errors import InputError
 from .logs import _STANDARD_ATTRS, Scrubber, _loggable, _message, secret_env_values
 
@@ -204,41 +205,44 @@ class Notifier:
         payload = self.payload(item)
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout)
-        reason = ""
-        for attempt in range(1, self.max_attempts + 1):
-            if self._stop.is_set():
-                break
-            delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+        tries: list[str] = []  # why each attempt failed
+
+        def post() -> None:
+            tries.append("")
             try:
-                response = self._client.post(self.url, json=payload, timeout=self.timeout)  # type: ignore[arg-type]
+                response = self._client.post(self.url, json=payload, timeout=self.timeout)  # type: ignore[arg-type,union-attr]
             except httpx.TimeoutException:
-                reason = "timed out"
+                raise _Retry("timed out") from None
             except httpx.HTTPError as exc:  # connection refused, reset, DNS, protocol errors
-                reason = f"network error ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    self.sent += 1
-                    return
-                if status == 429:
-                    reason = "rate limited (HTTP 429)"
-                    delay = _retry_after(response.headers.get("Retry-After"), delay)
-                elif status >= 500:
-                    reason = f"server error (HTTP {status})"
-                else:  # the request itself is wrong (bad URL, deleted webhook): retrying won't help
-                    self.failed += 1
-                    log.warning("webhook at %s refused notification %s: HTTP %d (not retried)",
-                                self.host, item.kind, status, extra={"event": "notify_failed"})
-                    return
-            if attempt < self.max_attempts:
-                log.debug("webhook at %s: %s; attempt %d of %d, retrying in %.2fs", self.host, reason,
-                          attempt, self.max_attempts, delay)
-                if self._stop.wait(delay):
-                    break
-        self.failed += 1
-        log.warning("gave up on notification %s to %s after %d attempt(s): %s", item.kind, self.host,
-                    min(attempt, self.max_attempts), reason or "notifier closed",
-                    extra={"event": "notify_failed"})
+                raise _Retry(f"network error ({type(exc).__name__})") from None
+            status = response.status_code
+            if status == 429:
+                raise _Retry("rate limited (HTTP 429)", _retry_after(response.headers.get("Retry-After"), 0.0))
+            if status >= 500:
+                raise _Retry(f"server error (HTTP {status})")
+            if not 200 <= status < 300:  # the request itself is wrong (bad URL, deleted webhook): retrying won't help
+                raise _Refused(status)
+
+        def retrying(exc: BaseException, attempt: int, wait: float) -> None:
+            tries[-1] = str(exc)
+            log.debug("webhook at %s: %s; attempt %d of %d, retrying in %.2fs", self.host, exc,
+                      attempt, self.max_attempts, wait)
+
+        try:
+            retry.call(post, attempts=self.max_attempts, first=self.backoff, cap=MAX_BACKOFF, retry_on=_Retry,
+                       stop=self._stop, on_retry=retrying)
+        except _Refused as exc:
+            self.failed += 1
+            log.warning("webhook at %s refused notification %s: HTTP %d (not retried)",
+                        self.host, item.kind, exc.status, extra={"event": "notify_failed"})
+            return
+        except (_Retry, retry.Stopped) as exc:
+            self.failed += 1
+            reason = str(exc) or (tries[-1] if tries else "") or "notifier closed"
+            log.warning("gave up on notification %s to %s after %d attempt(s): %s", item.kind, self.host,
+                        max(len(tries), 1), reason, extra={"event": "notify_failed"})
+            return
+        self.sent += 1
 
     def payload(self, item: _Item) -> dict[str, Any]:
         """The request body in this notifier's style, secrets masked. Masked before any
@@ -257,6 +261,22 @@ class Notifier:
         if self.style == "discord":  # no pings from user text (@everyone), no masked links
             return {"content": _truncate(_discord_text(text), DISCORD_LIMIT), "allowed_mentions": {"parse": []}}
         return {"text": _truncate(_slack_text(text), SLACK_LIMIT)}
+
+
+class _Retry(Exception):
+    """An attempt that may succeed later; `retry_after`: the seconds the server asked for."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """The webhook refused the request itself (a 4xx other than 429): never retried."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 def _slack_text(text: str) -> str:
