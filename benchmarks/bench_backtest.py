@@ -1,12 +1,15 @@
 """Backtester speed: ours vs backtesting.py vs vectorbt, side by side in one process.
 
     .venv/bin/python benchmarks/bench_backtest.py [--quick] [--no-cold] [--profile] [--data FILE]
+    .venv/bin/python benchmarks/bench_backtest.py --commands [--before DIR]   # only the commands' rows
 
 a. one SMA-crossover backtest (10/30) on 20,000 hourly bars, end to end
    (signal + simulation + metrics): ours vs backtesting.py vs warm vectorbt;
 b. a 100-variant sweep (fast 5..50 x slow 60..240) on the same bars: ours vs warm vectorbt,
    plus a stage breakdown of ours, plus cold figures (a fresh `python -c` per run);
-c. one backtest on a year of 1-minute bars (525,600, synthetic, fixed seed): ours.
+c. one backtest on a year of 1-minute bars (525,600, synthetic, fixed seed): ours;
+fresh processes of the commands: `trader backtest` beside backtesting.py's fresh process on
+   the same CSV, `trader check`, `status`, `halt`, `resume`, `hermes review`.
 
 All engines run the same strategy and the same conventions as tests/trader/test_crosscheck.py
 (long while fast SMA > slow SMA, fill at the next open, fee 0.001, all-in, no slippage), and
