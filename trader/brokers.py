@@ -7,6 +7,9 @@ are the same for both; only this step differs.
   exchange adapter and books what the exchange reports. An order the exchange does not know
   is only given up (`not_sent`) once its request can no longer be accepted: a request that
   timed out on our side may still be on its way (see `ExchangeAdapter.order_expiry_seconds`).
+  A market order the exchange still holds open when it is next looked at (the next tick, a
+  restart) is stale: it is cancelled, its fills stand, and the next decision starts from what
+  was really bought or sold.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ class LiveBroker:
         found = self.adapter.fetch_order(cid)
         if found is not None:
             self._sent.pop(cid, None)
+            if found.status == "open" and getattr(order, "type", "market") == "market":
+                found = self._cancel(cid, found)
             return self._booked(found)
         sent = self._sent.get(cid, self._started)
         left = sent + self.adapter.order_expiry_seconds() - self.clock()
@@ -93,6 +98,13 @@ class LiveBroker:
             return Execution(OrderStatus(order.status), in_flight_for=left)
         self._sent.pop(cid, None)
         return Execution(OrderStatus.NOT_SENT)
+
+    def _cancel(self, cid: str, found):
+        try:
+            self.adapter.cancel_order(cid)
+        except OrderRejected:
+            pass  # it ended meanwhile (filled, expired): what it became is fetched below
+        return self.adapter.fetch_order(cid) or found
 
     def _booked(self, order) -> Execution:
         return Execution(OrderStatus.of_exchange(order.status, order.filled), tuple(order.fills),

@@ -310,6 +310,15 @@ class Engine:
                                + (f": {execution.error}" if execution.error else ""), self.book)
         elif execution.status == OrderStatus.REJECTED:
             store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
+        if order.exchange_order_id and not execution.status.unresolved and order.filled < order.amount * (1 - 1e-9):
+            # accepted, then ended short (expired, rejected, or cancelled as stale): its fills
+            # stand, and a signal's target is traded afresh from the real position next tick
+            if order.reason in (OrderReason.SIGNAL, OrderReason.HALT):
+                s.get(store.Position, self.book).acted_target = REPLAN
+            store.record_event(s, "order_ended_short", f"order {cid} ended {execution.status} with "
+                               f"{order.filled:.8g} of {order.amount:.8g} filled", self.book)
+            log.warning("order %s ended %s with %.8g of %.8g filled", cid, execution.status, order.filled,
+                        order.amount, extra={"event": "order_ended_short", "client_order_id": cid})
         if execution.status.unresolved:
             self._maybe_pending = True
         s.commit()

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from trader.localexchange import apierrors as E
 from trader.localexchange.apierrors import ApiError, illegal, mandatory
 from trader.localexchange.clock import Clock
+from trader.localexchange.faults import OrderFate
 from trader.localexchange.market import Candles, SymbolSpec, fmt
 from trader.localexchange.matching import Engine, Order, Trade
 
@@ -94,8 +95,9 @@ class BinanceApi:
     def route(self, method: str, path: str) -> _Route | None:
         return self.routes.get((method, path))
 
-    def handle(self, request: Request, skew_ms: int = 0) -> tuple[int, object]:
-        """(HTTP status, JSON-able body) for a request to a known route."""
+    def handle(self, request: Request, skew_ms: int = 0, fate: OrderFate | None = None) -> tuple[int, object]:
+        """(HTTP status, JSON-able body) for a request to a known route; `fate`: what becomes
+        of the order it places, if it places one (the fault matrix)."""
         route = self.route(request.method, request.path)
         assert route is not None, "the server answers unknown routes itself"
         try:
@@ -104,6 +106,8 @@ class BinanceApi:
             params = request.params()
             with self.lock:
                 self.engine.sync()
+                if route.handler == self._new_order:
+                    return 200, self._new_order(params, fate)
                 return 200, route.handler(params)
         except ApiError as exc:
             return exc.status, exc.body()
@@ -215,7 +219,7 @@ class BinanceApi:
 
     # -- orders ----------------------------------------------------------------------------
 
-    def _new_order(self, p: dict[str, str]) -> dict:
+    def _new_order(self, p: dict[str, str], fate: OrderFate | None = None) -> dict:
         self._symbol(p, required=True)
         side = p.get("side") or ""
         if not side:
@@ -258,7 +262,7 @@ class BinanceApi:
 
         order, fills = self.engine.place(
             side=side, type=type_, quantity=quantity, quote_order_qty=quote_qty, price=price,
-            time_in_force=tif, client_order_id=client_id,
+            time_in_force=tif, client_order_id=client_id, fate=fate,
         )
         transact = self.clock.now_ms()
         ack = {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,

@@ -1,6 +1,7 @@
 """What can go wrong between a daemon and its exchange, played by the local exchange on
 request: latency, rate limits and bans, 5xx and maintenance, a proxy's 504, an order placed
-but its answer lost, a truncated body, a clock out of step. It is how you rehearse a
+but its answer lost, a truncated body, a clock out of step; and orders that do not simply
+fill: left open, partly filled, expired, rejected after the exchange accepted them. It is how you rehearse a
 deployment's behaviour (retries, halts, notifications, reconciliation) before real money
 meets a real outage:
 
@@ -11,6 +12,7 @@ or from Python, on a running LocalExchange:
     exchange.inject("POST /api/v3/order", drop_after_accept())
     exchange.inject("/api/v3/ticker/*", latency(2.0), times=3)
     exchange.inject("*", rate_limited(retry_after=7))
+    exchange.inject("POST /api/v3/order", expire(parts=1))   # one part fills, the rest expires
 
 A pattern is an fnmatch glob matched against "METHOD /path" and against "/path". Every rule
 that matches a request applies to it and uses up one of its `times` (None: forever). All
@@ -23,6 +25,7 @@ import fnmatch
 import re
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable
 
 
@@ -64,7 +67,25 @@ class ClockSkew:
     ms: int
 
 
-Fault = Latency | HttpError | DropAfterAccept | Malformed | ClockSkew
+class Fate(StrEnum):
+    """What becomes of a MARKET order after the exchange accepted it (Binance's statuses)."""
+
+    STAY_OPEN = "stay_open"  # NEW / PARTIALLY_FILLED; the rest fills one part per later candle
+    EXPIRE = "expire"  # EXPIRED at once after the parts filled (an IOC/FOK remainder, no liquidity)
+    EXPIRE_LATER = "expire_later"  # open until the next candle opens, then EXPIRED
+    REJECT_LATER = "reject_later"  # NEW, then REJECTED when the next candle opens; nothing fills
+
+
+@dataclass(frozen=True)
+class OrderFate:
+    """The order placed by the request is accepted, `parts` of its partial fills (see
+    `partial_fills`) fill at once, and the rest goes as `fate` says."""
+
+    fate: Fate
+    parts: int = 0
+
+
+Fault = Latency | HttpError | DropAfterAccept | Malformed | ClockSkew | OrderFate
 
 
 # -- the usual suspects ------------------------------------------------------------------
@@ -119,6 +140,22 @@ def clock_skew(ms: int) -> ClockSkew:
     return ClockSkew(ms)
 
 
+def stay_open(parts: int = 0) -> OrderFate:
+    return OrderFate(Fate.STAY_OPEN, parts)
+
+
+def expire(parts: int = 0) -> OrderFate:
+    return OrderFate(Fate.EXPIRE, parts)
+
+
+def expire_later(parts: int = 0) -> OrderFate:
+    return OrderFate(Fate.EXPIRE_LATER, parts)
+
+
+def reject_later() -> OrderFate:
+    return OrderFate(Fate.REJECT_LATER, 0)
+
+
 # -- the command line's --fault -------------------------------------------------------------
 
 # name -> (the fault, given the optional argument; what the argument is)
@@ -132,6 +169,10 @@ KINDS: dict[str, tuple[Callable[[float | None], Fault], str]] = {
     "drop_after_accept": (lambda a: drop_after_accept(), "no argument"),
     "malformed": (lambda a: malformed(), "no argument"),
     "clock_skew": (lambda a: clock_skew(int(1000 if a is None else a)), "milliseconds (default 1000)"),
+    "stay_open": (lambda a: stay_open(int(a or 0)), "parts filled at once (default 0)"),
+    "expire": (lambda a: expire(int(a or 0)), "parts filled before it expires (default 0)"),
+    "expire_later": (lambda a: expire_later(int(a or 0)), "parts filled before it expires next candle (default 0)"),
+    "reject_later": (lambda a: reject_later(), "no argument"),
 }
 SPEC_FORM = "KIND[:ARG] [on PATTERN] [times N|always], like 'rate_limited:7 on POST /api/v3/order times 3'"
 _SPEC = re.compile(r"(?P<kind>\w+)(?::(?P<arg>\S+))?(?:\s+on\s+(?P<pattern>.+?))?"
@@ -178,7 +219,7 @@ class FaultInjector:
         self.applied: list[tuple[str, Fault]] = []  # ("METHOD /path", fault), in order
 
     def inject(self, pattern: str, fault: Fault, times: int | None = 1) -> None:
-        if not isinstance(fault, (Latency, HttpError, DropAfterAccept, Malformed, ClockSkew)):
+        if not isinstance(fault, (Latency, HttpError, DropAfterAccept, Malformed, ClockSkew, OrderFate)):
             raise TypeError(f"not a fault: {fault!r}")
         if times is not None and times < 1:
             raise ValueError("times must be >= 1 (or None for every request)")

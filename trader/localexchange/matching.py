@@ -10,6 +10,9 @@ Matching model (deterministic, no order book):
   buy, high >= price for a sell). A candle counts only if it opened at or after the order
   (the part of a candle before the order is unknowable); the candle in progress counts by
   its open alone, so a price that gaps through the limit still fills.
+* A MARKET order placed with an `OrderFate` (the fault matrix) is accepted and then does what
+  real exchanges sometimes do: stays open (the rest fills one part per later candle, at its
+  open), expires after some parts filled, or is rejected after it was accepted.
 * The fee is fee_rate * notional, charged in the quote currency: a buy pays notional + fee,
   a sell receives notional - fee. A resting buy locks notional + fee.
 * Order ids and trade ids count from 1.
@@ -30,6 +33,7 @@ from trader.localexchange.apierrors import (
     filter_failure,
 )
 from trader.localexchange.clock import Clock
+from trader.localexchange.faults import Fate, OrderFate
 from trader.localexchange.market import Candles, SymbolSpec, dec
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
@@ -54,6 +58,8 @@ class Order:
     locked: Decimal = Decimal(0)  # what this order still holds locked (quote for buys, base for sells)
     parts: list[Decimal] = field(default_factory=list)  # quantities still to fill, in order
     next_candle_ms: int = 0  # candles opening before this cannot fill it (any more)
+    fate: Fate | None = None  # a MARKET order that does not simply fill (the fault matrix)
+    ends_at_ms: int = 0  # when a fated order ends by itself (expired or rejected), if it does
 
     @property
     def is_open(self) -> bool:
@@ -152,6 +158,7 @@ class Engine:
         price: Decimal | None,
         time_in_force: str | None,
         client_order_id: str,
+        fate: OrderFate | None = None,
     ) -> tuple[Order, list[Trade]]:
         """Validate against the filters and the balance, then fill or rest. Raises ApiError."""
         self.sync()
@@ -198,8 +205,11 @@ class Engine:
 
         trades: list[Trade] = []
         if marketable:
-            while order.parts:
+            now_parts = len(parts) if fate is None or type != "MARKET" else min(fate.parts, len(parts))
+            for _ in range(now_parts):
                 trades.append(self._fill(order, current, now, maker=False))
+            if order.parts:
+                self._doom(order, fate.fate, now)
         elif time_in_force in ("IOC", "FOK"):
             # Nothing is fillable now (liquidity is unlimited, so FOK and IOC agree): expire.
             order.status = "EXPIRED"
@@ -216,6 +226,23 @@ class Engine:
         self._cancel_ids += 1
         return f"cancel-{self._cancel_ids}"
 
+    def _doom(self, order: Order, fate: Fate, now: int) -> None:
+        """What becomes of a MARKET order whose parts did not all fill at once."""
+        if fate == Fate.EXPIRE:
+            self._end(order, "EXPIRED", now)
+            return
+        order.fate = fate
+        n = self.candles.revealed(now)
+        following = self.candles.open_time(n) if n < len(self.candles) else now + self.candles.interval_ms
+        if fate == Fate.STAY_OPEN:
+            order.next_candle_ms = following
+        else:
+            order.ends_at_ms = following
+
+    def _end(self, order: Order, status: str, when: int) -> None:
+        order.status, order.parts, order.update_time = status, [], when
+        self._release(order)
+
     # -- matching resting orders -----------------------------------------------------------
 
     def sync(self) -> None:
@@ -223,10 +250,13 @@ class Engine:
 
         Candles are walked in time order (all orders per candle), so trade ids follow time.
         """
-        resting = [o for o in self.orders if o.is_open and o.type == "LIMIT"]
+        candles, now = self.candles, self.clock.now_ms()
+        for order in self.orders:
+            if order.is_open and order.ends_at_ms and order.ends_at_ms <= now:
+                self._end(order, "EXPIRED" if order.fate == Fate.EXPIRE_LATER else "REJECTED", order.ends_at_ms)
+        resting = [o for o in self.orders if o.is_open and (o.type == "LIMIT" or o.fate == Fate.STAY_OPEN)]
         if not resting:
             return
-        candles, now = self.candles, self.clock.now_ms()
         start = candles.first_at_or_after(min(o.next_candle_ms for o in resting))
         for i in range(start, candles.revealed(now)):
             t = candles.open_time(i)
@@ -236,6 +266,10 @@ class Engine:
                 if not order.is_open or order.next_candle_ms > t:
                     continue
                 opened = candles.price(o_)
+                if order.type == "MARKET":  # left open: one part at each later candle's open
+                    self._fill(order, opened, t, maker=False)
+                    order.next_candle_ms = t + candles.interval_ms
+                    continue
                 if order.side == "BUY":
                     at_open, crossed = opened <= order.price, candles.price(l) <= order.price
                 else:
@@ -256,11 +290,20 @@ class Engine:
         parts = [part] * (n - 1)
         return parts + [quantity - part * (n - 1)]
 
-    def _fill(self, order: Order, price: Decimal, time: int, *, maker: bool) -> Trade:
-        qty = order.parts.pop(0)
+    def _fill(self, order: Order, price: Decimal, time: int, *, maker: bool) -> Trade | None:
+        qty = order.parts[0]
         notional = qty * price
         fee = self.fee(notional)
         spec = self.spec
+        if order.side == "BUY" and notional + fee > order.locked:
+            # a market order left open fills at a later price than it locked for
+            short = notional + fee - order.locked
+            if self.wallet[spec.quote][0] < short:
+                self._end(order, "EXPIRED", time)  # as Binance expires what the balance cannot pay
+                return None
+            self._move(spec.quote, short, lock=True)
+            order.locked += short
+        order.parts.pop(0)
         if order.side == "BUY":
             self._spend_locked(spec.quote, order, notional + fee)
             self.wallet[spec.base][0] += qty

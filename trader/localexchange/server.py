@@ -26,7 +26,16 @@ import pandas as pd
 from trader.exchange_client import point_api_at
 from trader.localexchange.api import BinanceApi, Request
 from trader.localexchange.clock import Clock
-from trader.localexchange.faults import ClockSkew, DropAfterAccept, Fault, FaultInjector, HttpError, Latency, Malformed
+from trader.localexchange.faults import (
+    ClockSkew,
+    DropAfterAccept,
+    Fault,
+    FaultInjector,
+    HttpError,
+    Latency,
+    Malformed,
+    OrderFate,
+)
 from trader.localexchange.market import Candles, SymbolSpec
 from trader.localexchange.matching import Engine
 
@@ -239,7 +248,8 @@ class LocalExchange:
             record(200)
             return _send(handler, 200, '{"code": 0, "msg": ')
         skew = sum(f.ms for f in faults if isinstance(f, ClockSkew))
-        status, answer = self._api.handle(request, skew)
+        fate = next((f for f in faults if isinstance(f, OrderFate)), None)
+        status, answer = self._api.handle(request, skew, fate)
 
         if any(isinstance(f, DropAfterAccept) for f in faults):
             record(None)
