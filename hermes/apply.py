@@ -100,3 +100,23 @@ def apply_pending_fix(factory, config_path: Path, data_dir: Path, book: str, now
 
 def _fmt(value) -> str:
     return "off" if value is None else f"{value:g}"
+
+
+def resume_book(factory, config_path: Path, data_dir: Path, book: str, now: datetime, *, keep: bool = False,
+                reason: str | None = None) -> str:
+    """`trader resume` and the dashboard's resume: apply the fix a review proposed while halted
+    (unless `keep`), then trade again from the next tick. What was done, in words."""
+    from trader.risk import resume
+
+    with factory() as s:
+        fix = pending_fix(s, book)
+    said = ""
+    if fix is not None and not keep:
+        applied = apply_pending_fix(factory, config_path, data_dir, book, now)
+        said = (f"applied Hermes' fix: {applied}\n" if applied else
+                "Hermes' fix no longer applies (the strategy file changed since the review): resuming as it is\n")
+    elif fix is not None:
+        said = f"kept the current version; Hermes' proposed fix was not applied: {fix.action} {fix.challenger_version}\n"
+    with factory.begin() as s:
+        resume(s, book, reason)  # LookupError: the book has never run
+    return said + "resumed: the daemon trades again from its next tick"

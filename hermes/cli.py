@@ -146,26 +146,19 @@ def _parse_now(text: str | None) -> datetime:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from trader.ledger import store
-    from trader.ledger.models import Approval, Review
+    from trader.ledger.models import Review
+
+    from .consent import approve_apply, revoke_apply
 
     factory = _ledger()
     if args.revoke:
-        from trader.ledger.models import utcnow
-
-        with factory.begin() as s:
-            revoked = 0
-            for approval in s.query(Approval).filter_by(kind="hermes_apply", revoked_at=None):
-                approval.revoked_at = utcnow()
-                revoked += 1
-            store.record_event(s, "approval", "Hermes apply mode revoked: read-only from the next review")
+        revoked = revoke_apply(factory)
         print("revoked: Hermes is read-only from the next review" if revoked else "Hermes was not in apply mode")
         return 0
     with factory() as s:
         reviews = s.query(Review).count()
-    if reviews == 0:
-        raise InputError("apply mode is refused until one read-only review has completed: "
-                         "run `hermes review` (or let the daemon's weekly review run) and read its report first")
+    if reviews == 0:  # before the confirmation: approve_apply says why
+        approve_apply(factory, live_inherits=bool(args.live))
     print("Apply mode: Hermes will start shadow experiments and promote a change to one variable when its "
           "out-of-sample evidence survives the statistical test; every change is journaled and "
           "`hermes rollback VERSION` restores any earlier version.")
@@ -180,9 +173,7 @@ def _approve(args: argparse.Namespace) -> int:
         if answer("Type 'apply' to approve") != "apply":
             print("not approved")
             return 1
-    with factory.begin() as s:
-        s.add(Approval(kind="hermes_apply", detail={"live": bool(args.live)}))
-        store.record_event(s, "approval", "Hermes apply mode approved" + (" (live inherits)" if args.live else ""))
+    approve_apply(factory, live_inherits=bool(args.live), by="hermes approve" + (" --live" if args.live else ""))
     print("approved: the next review applies proven changes")
     return 0
 
@@ -225,36 +216,16 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from trader.config import load_strategy_config, parse_strategy_config
-    from trader.ledger import data_dir, store
-    from trader.ledger.models import StrategyVersion
+    from trader.ledger import data_dir
 
-    from trader.files import write_atomically
-
-    from .versions import keep_previous, rewrite
+    from .consent import rollback
 
     path = Path(args.config)
-    current = load_strategy_config(path)
-    text = path.read_text(encoding="utf-8")
-    factory = _ledger()
-    with factory() as s:
-        row = s.get(StrategyVersion, args.version)
-        if row is None:
-            known = ", ".join(v.version for v in s.query(StrategyVersion).order_by(StrategyVersion.created_at))
-            raise InputError(f"unknown strategy version {args.version!r}; known: {known or 'none'}")
-        settings = dict(row.settings)
-    target = parse_strategy_config(settings, f"<version {args.version}>")
-    if target.version == current.version:
-        print(f"{path} is already version {current.version}")
-        return 0
-    keep_previous(text, current.version, data_dir())
-    note = f"rolled back by hand {current.version} -> {target.version}"
-    new_text = rewrite(text, current, target, note, datetime.now(timezone.utc))
-    write_atomically(path, new_text)
-    with factory.begin() as s:
-        store.ensure_version(s, target, new_text)
-        store.record_event(s, "rolled_back", note, None, {"from": current.version, "to": target.version})
-    print(f"{path}: version {target.version} restored (previous kept in {data_dir() / 'versions'})")
+    done = rollback(_ledger(), path, args.version, data_dir(), datetime.now(timezone.utc))
+    if not done.changed:
+        print(f"{path} is already version {done.current}")
+    else:
+        print(f"{path}: version {done.target} restored (previous kept in {data_dir() / 'versions'})")
     return 0
 
 

@@ -296,21 +296,17 @@ def _resume(args: argparse.Namespace) -> int:
     """Apply the fix Hermes proposed while the book was halted (unless --keep), then resume."""
     from datetime import datetime, timezone
 
-    from hermes.apply import apply_pending_fix, pending_fix
+    from hermes.apply import resume_book
 
     from .ledger import data_dir
     from .ledger.models import MAIN_BOOK
 
-    factory = _ledger()
-    with factory() as s:
-        fix = pending_fix(s, MAIN_BOOK)
-    if fix is not None and not args.keep:
-        applied = apply_pending_fix(factory, Path(args.config), data_dir(), MAIN_BOOK, datetime.now(timezone.utc))
-        print(f"applied Hermes' fix: {applied}" if applied else
-              "Hermes' fix no longer applies (the strategy file changed since the review): resuming as it is")
-    elif fix is not None:
-        print(f"kept the current version; Hermes' proposed fix was not applied: {fix.action} {fix.challenger_version}")
-    return _set_state("running", None)
+    try:
+        print(resume_book(_ledger(), Path(args.config), data_dir(), MAIN_BOOK, datetime.now(timezone.utc),
+                          keep=args.keep))
+    except LookupError as exc:
+        raise InputError(str(exc)) from None
+    return 0
 
 
 def _set_state(state: str, reason: str | None) -> int:

@@ -4,7 +4,7 @@ to a clock, a feed and a broker. Live trading, paper trading and replays differ 
 * `run_replay`: a file on a simulated clock, paper broker, as fast as possible (or paced);
   in trader.replay_runner, with the options both share in trader.runoptions.
 * `Service`: APScheduler fires at every candle close (plus a settle delay); the exchange
-  feed; the paper broker, or the live one once the live gate is passed; the health server.
+  feed; the paper broker, or the live one once the live gate is passed; the web server (dashboard, /health, /status).
   Its clock and its driver are the two things a caller may swap: `trader demo` gives it the
   local exchange's market clock and drives ticks and reviews candle by candle (trader.demo).
 """
@@ -31,7 +31,7 @@ from .domain import split_symbol
 from .engine import Engine
 from .errors import ConfigError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
 from .feeds import ExchangeFeed
-from .health import HealthServer
+from .fillevents import announce as announce_fills, last_announced
 from .history import load_history
 from .ledger import data_dir, database_url, open_ledger, sessions, store
 from .ledger.guard import LedgerGuard
@@ -104,7 +104,7 @@ def _digest(text: str) -> str:
 
 
 class Service:
-    """The 24/7 daemon: scheduler, feed, engine, health server, clean shutdown."""
+    """The 24/7 daemon: scheduler, feed, engine, web server (dashboard, health, status), clean shutdown."""
 
     def __init__(self, options: RunOptions, environ: Mapping[str, str],
                  clock: Callable[[], datetime] | None = None):
@@ -135,6 +135,8 @@ class Service:
         self.engine = self._build_engine(text)
         self.engine.before_order = self.ledger.before_order  # no order on a ledger found damaged
         self.shadows: dict[str, Engine] = {}
+        with self.factory() as s:
+            self.fills_announced = last_announced(s, options.book)  # fills become `fill` events after a tick
 
     def _build_engine(self, text: str) -> Engine:
         base, quote = split_symbol(self.config.symbol)
@@ -209,6 +211,7 @@ class Service:
         now = self.clock()
         view = self.feed.view(now)
         report = self.engine.tick(view, now=now)
+        self.fills_announced = announce_fills(self.factory, self.options.book, self.fills_announced)
         self._tick_shadows(view)
         self._note_error(None)
         if not report.skipped:
@@ -319,7 +322,7 @@ class Service:
         return job
 
     def run(self, drive: Callable[[], None] | None = None) -> int:
-        """Serve health, reconcile, then tick until stopped: on the wall clock by APScheduler
+        """Serve the dashboard (with /health and /status), reconcile, then tick until stopped: on the wall clock by APScheduler
         (`schedule`), or by `drive`, which returns once `self.stop` is set or it is done."""
         from .notify import Notifier, NotifyHandler  # httpx: only a running service notifies
 
@@ -341,9 +344,14 @@ class Service:
                 with self.factory() as s:
                     return health(s, book, tf, now=self.clock(), settle_seconds=settle)
 
-            server = HealthServer(self.ledger.status(status_now, book), self.ledger.health(health_now),
-                                  port=self.options.port).start()
-            log.info("health and status on port %d", server.port, extra={"event": "http_started"})
+            from .web import Site, serve  # starlette and uvicorn: only a running service serves
+
+            server = serve(Site(self.ledger.status(status_now, book), self.ledger.health(health_now), self.factory,
+                                book, Path(self.options.config_path), data_dir(),
+                                self.environ.get("TRADER_DASHBOARD_TOKEN") or None), self.options.port)
+            log.info("dashboard, health and status on port %d%s", server.port,
+                     "" if self.environ.get("TRADER_DASHBOARD_TOKEN") else " (read-only: no TRADER_DASHBOARD_TOKEN)",
+                     extra={"event": "http_started"})
         with self.factory.begin() as s:
             store.record_event(s, "started", f"{'live' if self.options.live else 'paper'} trading "
                                f"{self.config.symbol} {self.config.timeframe} with version {self.config.version}",
