@@ -332,6 +332,7 @@ class Service:
         notifier = Notifier.from_env(self.environ)
         forward = NotifyHandler(notifier)
         logging.getLogger().addHandler(forward)
+        telegram = self._telegram(NotifyHandler)
         server = None
         if self.options.port is not None:
             book, tf, settle = self.options.book, self.timeframe, self.options.settle_seconds
@@ -379,7 +380,22 @@ class Service:
             log.info("stopped", extra={"event": "stopped"})
             logging.getLogger().removeHandler(forward)
             notifier.close(2.0)
+            if telegram is not None:
+                logging.getLogger().removeHandler(telegram[1])
+                telegram[0].close(2.0)
         return 0
+
+    def _telegram(self, handler_class):
+        """With TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID: the bot, started, and its log handler."""
+        from .telegram import Answers, TelegramBot  # only a running service talks to Telegram
+
+        bot = TelegramBot.from_env(self.environ, Answers(self.factory, self.options.book,
+                                                         Path(self.options.config_path), data_dir()))
+        if bot is None:
+            return None
+        handler = handler_class(bot)  # the events the webhook gets: fills, halts, errors, reviews
+        logging.getLogger().addHandler(handler)
+        return bot.start(), handler
 
     def schedule(self) -> None:
         """The wall clock: APScheduler runs the tick at every candle close, and Hermes' review

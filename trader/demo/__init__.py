@@ -32,9 +32,9 @@ PACKAGE = Path(__file__).resolve().parent
 CANDLES = PACKAGE / "btcusd-1h.csv.gz"
 MARKER = ".trader-demo"  # a folder holding this is an earlier demo's, which a new demo replaces
 KEY, SECRET = "demo-key", "demo-secret"  # the local exchange's keys: play money, 127.0.0.1 only
-# what the demo's process must not inherit: a real ledger, real keys, a webhook, a paid model
+# what the demo's process must not inherit: a real ledger, real keys, a webhook, Telegram, a paid model
 _UNSET = ("DATABASE_URL", "EXCHANGE_API_PASSWORD", "TRADER_WEBHOOK_URL", "TRADER_WEBHOOK_STYLE",
-          "ANTHROPIC_API_KEY")
+          "ANTHROPIC_API_KEY", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         exchange.clock.set(exchange.candles.open_time(first))
         service = Service(RunOptions(config_path=config_path, goals_path=goals_path, live=True, database_url=url,
                                      port=options.port, settle_seconds=0.0), os.environ, clock=exchange.clock.now)
-        print(f"  health and status: http://127.0.0.1:{options.port}/health and /status; Ctrl-C stops", file=out)
+        print(f"  the dashboard: http://127.0.0.1:{options.port}/ (also /health and /status); Ctrl-C stops", file=out)
         drive = FastForward(service, exchange, first, ends[:weeks], options.speed, folder, out)
         service.run(drive)
     except KeyboardInterrupt:  # before the daemon's own handlers were in place
