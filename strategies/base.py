@@ -45,10 +45,21 @@ class Strategy:
         """Run the signal and enforce its contract: finite values in [0, 1]."""
         import numpy as np
 
+        out = np.nan_to_num(self._signal(ohlcv, params), nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(out, 0.0, 1.0)
+
+    def latest(self, ohlcv: pd.DataFrame, params: Params) -> float:
+        """`exposure(ohlcv, params)[-1]`, the contract enforced on that bar only: what a tick
+        acts on (the daemon runs this once per candle; it need not clean the window's past)."""
+        value = float(self._signal(ohlcv, params)[-1])
+        return 0.0 if value != value else min(max(value, 0.0), 1.0)  # NaN -> 0, -inf -> 0, inf -> 1
+
+    def _signal(self, ohlcv: pd.DataFrame, params: Params) -> np.ndarray:
+        import numpy as np
+
         out = np.asarray(self.signal(ohlcv, params), dtype=np.float64)
         if out.shape != (len(ohlcv),):
             raise ValueError(
                 f"strategy {self.name!r} returned shape {out.shape}, expected ({len(ohlcv)},)"
             )
-        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(out, 0.0, 1.0)
+        return out

@@ -23,8 +23,6 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from sqlalchemy import bindparam, select
-
 from .config import StrategyConfig
 from .domain import (
     Execution,
@@ -39,16 +37,11 @@ from .domain import (
 )
 from .errors import OrderRefused, StrategyError, TemporaryExchangeError
 from .goals import Goals
-from .ledger import store
-from .ledger.models import MAIN_BOOK, DaemonState, Order
+from .ledger import hot, store
+from .ledger.models import MAIN_BOOK, Order
 from .risk import RiskEngine, halt
 
 log = logging.getLogger("trader.engine")
-
-# the state columns `trader halt` / `resume` write, read each tick (built once: building a
-# statement costs more than running it)
-_SEEN = select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity).where(
-    DaemonState.book == bindparam("book"))
 
 REPLAN = -1.0  # acted_target value that makes the next tick plan afresh
 
@@ -121,8 +114,7 @@ class Engine:
         state, position, cash = self._rows(s)
         # `trader halt` / `resume` may have changed the state from another process: a cheap
         # look at the columns they write, and a full refresh only when one differs
-        seen = s.connection().execute(_SEEN, {"book": self.book}).one()
-        if tuple(seen) != (state.state, state.reason, state.peak_equity):
+        if hot.state_columns(s.connection(), self.book) != (state.state, state.reason, state.peak_equity):
             s.refresh(state)
         if state.last_bar_time is not None and bar_time <= state.last_bar_time:
             report.skipped, report.state = True, state.state
@@ -132,7 +124,7 @@ class Engine:
         waiting = bool(self._in_doubt)  # no new order beside one that may still be placed
         o, h, l, c = view.last_ohlc()
         try:
-            target = float(self.config.strategy_def().exposure(view.bars, self.config.params)[-1])
+            target = self.config.strategy_def().latest(view.bars, self.config.params)
         except Exception as exc:  # any failure of user-facing strategy code disables it
             raise StrategyError(f"strategy {self.config.strategy} failed on bar {bar_time:%Y-%m-%d %H:%M}: "
                                 f"{exc.__class__.__name__}: {exc}") from exc

@@ -113,3 +113,20 @@ def test_rsi_reversion_enters_oversold_and_leaves_recovered():
     assert exposure[:5].sum() == 0  # warm-up
     assert exposure[19] == 1  # deep in the fall: oversold
     assert exposure[-1] == 0  # long recovered
+
+
+def test_latest_is_the_last_bar_of_exposure(strategy, btc):
+    """What a tick acts on (`latest`) is the backtest's exposure of that bar, to the bit."""
+    for params in _param_sets(strategy):
+        full = strategy.exposure(btc, params)
+        for cut in CUTS:
+            assert strategy.latest(btc.iloc[: cut + 1], params) == full[cut], (strategy.name, cut)
+
+
+@pytest.mark.parametrize("raw, clean", [(np.nan, 0.0), (np.inf, 1.0), (-np.inf, 0.0), (1.7, 1.0), (-0.2, 0.0), (0.4, 0.4)])
+def test_latest_cleans_the_last_value_as_exposure_does(raw, clean, btc):
+    from dataclasses import replace
+
+    base = strategies.get("ma_cross")
+    odd = replace(base, signal=lambda ohlcv, params: np.full(len(ohlcv), raw))
+    assert odd.latest(btc.iloc[:10], base.params()) == clean == odd.exposure(btc.iloc[:10], base.params())[-1]

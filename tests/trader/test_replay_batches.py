@@ -35,15 +35,15 @@ def ledger_rows(url):
 def replay(url, monkeypatch, speed=None, fail_at=None):
     """Replay the 3,000 hourly candles into `url`; the strategy raises on tick `fail_at`."""
     if fail_at is not None:
-        real, calls = Strategy.exposure, {"n": 0}
+        real, calls = Strategy._signal, {"n": 0}  # under both exposure() and the tick's latest()
 
-        def exposure(self, ohlcv, params):
+        def signal(self, ohlcv, params):
             calls["n"] += 1
             if calls["n"] == fail_at:
                 raise RuntimeError("the strategy fails")
             return real(self, ohlcv, params)
 
-        monkeypatch.setattr(Strategy, "exposure", exposure)
+        monkeypatch.setattr(Strategy, "_signal", signal)
     monkeypatch.setattr(daemon.time, "sleep", lambda _s: None)  # paced, without the waiting
     options = RunOptions(config_path=STRATEGY_YAML, replay=BTC_1H, speed=speed, database_url=url)
     try:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..domain import UNRESOLVED, FillReport, OrderStatus, Side, TradingState, add_to_position, reduce_position
+from . import hot
 from .models import (
     Approval,
     Balance,
@@ -109,10 +110,11 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
     if fill.side == Side.BUY:
         if position.qty <= 0.0:
             position.trade_cash = cash.free
-        qty, entry = add_to_position(position.qty, position.entry_price, fill.amount, fill.price)
+        # net of a fee taken from the base received: the ledger holds what the exchange holds
+        qty, entry = add_to_position(position.qty, position.entry_price, fill.base_change(base), fill.price)
         position.qty, position.entry_price = float(qty), float(entry)
     else:
-        position.qty = reduce_position(position.qty, fill.amount)
+        position.qty = reduce_position(position.qty, -fill.base_change(base))
     position.strategy_version = order.strategy_version
     cash.free += fill.cash_change(quote)
     cash.total = cash.free + cash.used
@@ -124,7 +126,7 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
         order_id=order.id, book=order.book, client_order_id=order.client_order_id,
         trade_id=fill.trade_id, exchange_order_id=fill.exchange_order_id, side=fill.side,
         amount=fill.amount, price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
-        reason=order.reason, time=fill.time, strategy_version=order.strategy_version,
+        fee_quote=fill.fee_quote, reason=order.reason, time=fill.time, strategy_version=order.strategy_version,
     ))
     session.flush()
     return True
@@ -132,30 +134,21 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
 
 def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,
                   qty: float, price: float, target: float, strategy_version: str) -> None:
-    # a Core INSERT on the session's connection: one row per tick is the ledger's hottest
-    # write, nothing reads it back as an object, and the ORM's bulk path and autoflush cost
-    # ten times the statement
-    session.connection().execute(_INSERT_EQUITY, dict(
-        book=book, time=time, equity=equity, cash=cash, position_qty=qty, price=price,
-        target=target, strategy_version=strategy_version))
-
-
-_INSERT_EQUITY = insert(EquityPoint.__table__)
+    # the ledger's hottest write, one row per tick, nothing reads it back as an object: a
+    # prepared statement on the session's connection (`hot`), not the ORM's unit of work
+    hot.insert_equity(session.connection(), book=book, time=time, equity=equity, cash=cash, position_qty=qty,
+                      price=price, target=target, strategy_version=strategy_version)
 
 
 def mark_tick(session: Session, state: DaemonState, **values: Any) -> None:
     """Write a tick's bookkeeping columns of the state row (peak equity, last bar, ...).
 
-    A Core UPDATE, and the loaded row takes the values as its database state: the ORM's
+    A prepared UPDATE, and the loaded row takes the values as its database state: the ORM's
     unit of work costs several times the statement for this one row per tick. A rollback
     expires the row, so it never holds values the database does not."""
-    session.connection().execute(_UPDATE_STATE, {"book_": state.book, **values})
+    hot.update_state(session.connection(), state.book, values)
     for key, value in values.items():
         set_committed_value(state, key, value)
-
-
-_UPDATE_STATE = update(DaemonState.__table__).where(
-    DaemonState.__table__.c.book == bindparam("book_"))
 
 
 _REGISTERED: set[str] = set()  # credentials the daemon was started with (its environment)
