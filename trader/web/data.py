@@ -96,10 +96,14 @@ def review(session, review_id: int) -> dict | None:
         return None
     from markdown_it import MarkdownIt  # rich's Markdown parser; raw HTML in a report stays text
 
-    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(row.report_markdown or "")
+    chart = f"/api/reviews/{row.id}/chart.png" if chart_path(row) else None
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    # the report links its chart by file name, beside it on disk: here it is the API's address
+    md.renderer.rules["image"] = lambda *_: f'<img src="{chart}" alt="review chart">' if chart else ""
+    html = md.render(row.report_markdown or "")
     return {"id": row.id, "time": row.time, "mode": row.mode, "verdict": row.verdict, "decision": row.decision,
             "strategy_version": row.strategy_version, "markdown": row.report_markdown, "html": html,
-            "chart": f"/api/reviews/{row.id}/chart.png" if chart_path(row) else None}
+            "chart": chart}
 
 
 def chart_path(row: Review) -> Path | None:

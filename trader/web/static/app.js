@@ -47,7 +47,7 @@ async function loadStatus() {
   const dd = s.peak_equity && s.equity ? 1 - s.equity / s.peak_equity : null;
   $("drawdown").textContent = pct(dd); signed($("drawdown"), dd ? -dd : 0);
   $("peak").textContent = s.peak_equity ? "peak " + num(s.peak_equity) : "";
-  $("health").textContent = (s.healthy ? "✓ " : "✗ ") + (s.health || "") + (s.reason ? ` · ${s.reason}` : "")
+  $("health").textContent = (s.healthy ? "✓ " : "✗ ") + (s.health || "") + (s.reason && !(s.health || "").includes(s.reason) ? ` · ${s.reason}` : "")
     + (s.last_error ? ` · last error: ${s.last_error}` : "");
   renderControls(s); renderApprovals(s.approvals); renderGoals(s.scorecard);
 }
@@ -196,7 +196,7 @@ async function loadReviews() {
       if (d.dataset.loaded) return; d.dataset.loaded = "1";
       const full = await getJSON("/api/reviews/" + r.id);
       body.innerHTML = full.html;  // rendered server-side by markdown-it with raw HTML disabled
-      if (full.chart) body.prepend(el("img", { src: full.chart, alt: "review chart", class: "review-chart" }));
+      if (full.chart && !body.querySelector("img")) body.prepend(el("img", { src: full.chart, alt: "review chart", class: "review-chart" }));
     };
     d.addEventListener("toggle", () => { if (d.open) fill(); });
     if (open.has(String(r.id)) || (i === 0 && !open.size)) d.open = true;
