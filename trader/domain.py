@@ -95,6 +95,14 @@ def add_to_position(qty: float, entry: float, amount: float, fill: float) -> tup
     return qty + amount, (entry * qty + fill * amount) / (qty + amount)
 
 
+def base_change(buying: bool, amount: float, fee: float, fee_in_base: bool) -> float:
+    """What a fill moves the base asset held by: a fee charged in the base currency (Binance's
+    default on a buy: buy 1 BTC, hold 0.999) comes off what is received or on top of what
+    is sold; a fee charged elsewhere does not touch it."""
+    fee = fee if fee_in_base else 0.0
+    return amount - fee if buying else -(amount + fee)
+
+
 def reduce_position(qty: float, amount: float) -> float:
     """What a sale of `amount` leaves; dust below a millionth of the sale is a float artefact
     (a sum of partial fills a hair off the total), not a position."""
@@ -178,6 +186,13 @@ class FillReport:
     time: datetime  # UTC
     exchange_order_id: str | None = None
     client_order_id: str | None = None
+    # a fee charged in a third currency (BNB), valued in the quote currency when it was
+    # booked; None when the fee is in the base or quote currency, or could not be valued
+    fee_quote: float | None = None
+
+    def base_change(self, base: str) -> float:
+        """The base asset this fill moves, net of a fee charged in it."""
+        return base_change(self.side == Side.BUY, self.amount, self.fee, self.fee_currency == base)
 
     def cash_change(self, quote: str) -> float:
         """The quote balance this fill moves (a fee charged in another currency is not cash)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -111,6 +112,7 @@ class ExchangeAdapter:
         self._status = HttpStatus(client)
         self._rules: MarketRules | None = None
         self._client_ids: dict[str, str | None] = {}  # order id -> client order id (never changes)
+        self._fee_prices: dict[str, tuple[float, float]] = {}  # third fee currency -> (monotonic time, price)
 
     def order_expiry_seconds(self) -> float:
         """How long after it was signed an order request may still be accepted. Binance refuses
@@ -334,6 +336,8 @@ class ExchangeAdapter:
         if (trade.get("side") or side) not in ("buy", "sell"):
             raise self._temporary("exchange fill without a side")
         rules = self._rules
+        currency = fee.get("currency") or (rules.quote if rules else "")
+        cost = float(fee.get("cost") or 0.0)
         return FillReport(
             trade_id=str(trade["id"]),
             exchange_order_id=str(trade.get("order") or order_id),
@@ -341,10 +345,27 @@ class ExchangeAdapter:
             side=Side(trade.get("side") or side),
             amount=float(trade["amount"]),
             price=float(trade["price"]),
-            fee=float(fee.get("cost") or 0.0),
-            fee_currency=fee.get("currency") or (rules.quote if rules else ""),
+            fee=cost,
+            fee_currency=currency,
             time=datetime.fromtimestamp(int(stamp) / 1000, tz=timezone.utc),
+            fee_quote=self._fee_value(cost, currency),
         )
+
+    def _fee_value(self, cost: float, currency: str) -> float | None:
+        """A fee charged in a third currency (BNB), in the quote currency at that currency's
+        price now; None for base and quote fees, or when the exchange lists no such market."""
+        rules = self._rules
+        if not cost or rules is None or currency in (rules.base, rules.quote):
+            return None
+        symbol = f"{currency}/{rules.quote}"
+        if symbol not in (self.client.markets or {}):
+            return None
+        when, price = self._fee_prices.get(currency, (0.0, 0.0))
+        if time.monotonic() - when > 60.0:  # a fresh price per minute is plenty for a fee
+            ticker = self._call("fetch fee currency price", lambda: self.client.fetch_ticker(symbol))
+            price = float(ticker.get("last") or ticker.get("close") or 0.0)
+            self._fee_prices[currency] = (time.monotonic(), price)
+        return cost * price if price > 0 else None
 
     def _client_id_of(self, order_id: str) -> str | None:
         """myTrades does not name client ids: look each order up once (ids never change)."""

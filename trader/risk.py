@@ -46,7 +46,7 @@ class RiskEngine:
     # -- exits resting on an open position ------------------------------------------------
     def exit_for_bar(self, qty: float, entry: float, open_: float, high: float, low: float) -> OrderPlan | None:
         risk = self.config.risk
-        if qty <= 0.0 or not (risk.stop_loss or risk.take_profit):
+        if self.is_dust(qty) or not (risk.stop_loss or risk.take_profit):
             return None
         reason, price = rules.exit_hit(entry, open_, high, low, risk.stop_loss or 0.0,
                                        risk.take_profit or 0.0, risk.slippage)
@@ -65,7 +65,17 @@ class RiskEngine:
             want, qty, cash, price, risk.stake_fraction, risk.fee, risk.slippage)
         if side == rules.NONE:
             return None
+        if want <= 0.0 and self.is_dust(float(amount)):
+            return None  # flat already: nothing the market would take is held
         return self._sendable(rules.SIDE_NAMES[side], float(amount), float(fill), float(paid), reason, whole=want <= 0.0)
+
+    def is_dust(self, qty: float) -> bool:
+        """Less than the market's smallest order: what a whole sale leaves when a fee taken
+        from the base asset put the holding off the market's step. It counts as flat (no stop
+        watches it, no sale is tried) and rides along into the next entry."""
+        if self.round_amount is None or qty <= 0.0:
+            return qty <= 0.0
+        return float(self.round_amount(qty * (1.0 + 1e-9))) < max(self.limits.min_amount, 1e-300)
 
     def _sendable(self, side: Side, amount: float, fill: float, paid: float, reason: OrderReason,
                   whole: bool) -> OrderPlan | OrderDenied:

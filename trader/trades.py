@@ -8,12 +8,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from .domain import Side, cash_change, reduce_position
+from .domain import Side, base_change, cash_change, reduce_position
+
+# what a whole sale leaves of a trip below this share of its peak is dust (a fee taken from
+# the base asset makes holdings off the market's step, and sales are floored to it): the trip
+# is closed, and the dust rides along into the next one
+DUST_SHARE = 1e-3
 
 
 def fee_in_quote(fill, base: str) -> float:
-    """A fill's fee in the quote currency (a fee taken from the base asset, valued at the fill's price)."""
-    return fill.fee * fill.price if fill.fee_currency == base else fill.fee
+    """A fill's fee in the quote currency: a fee taken from the base asset valued at the
+    fill's price, one in a third currency (BNB) at the value booked with it."""
+    if fill.fee_currency == base:
+        return fill.fee * fill.price
+    third = getattr(fill, "fee_quote", None)
+    return third if third is not None else fill.fee
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,8 @@ def _walk(fills, base: str):
             if f.side != Side.BUY:
                 continue  # a sale of a position opened before this ledger's fills: nothing to pair
             t = _Trip(f.time)
-        t.add(f, fee_in_quote(f, base))
-        if f.side == Side.SELL and t.qty == 0.0:  # flat again
+        t.add(f, base)
+        if f.side == Side.SELL and t.qty <= t.peak * DUST_SHARE:  # flat again
             closed.append((t, f.time, f.reason))
             t = None
     return closed, t
@@ -63,20 +72,28 @@ class _Trip:
     def __init__(self, entry: datetime):
         self.entry, self.qty, self.peak, self.fees = entry, 0.0, 0.0, 0.0
         self.buy_qty = self.buy_value = self.cost = 0.0  # cost: the buys with their fees
+        self.received = self.sold = 0.0  # the base the buys added and the sales took, fees in it included
         self.sell_qty = self.sell_value = self.proceeds = 0.0  # proceeds: the sales net of fees
 
-    def add(self, f, fee: float) -> None:
+    def add(self, f, base: str) -> None:
+        # the cash each fill moved, with a third currency's fee (BNB) counted as paid in cash;
+        # a fee taken from the base asset is in the quantity held instead
         value = f.amount * f.price
+        fee = fee_in_quote(f, base)
+        paid = fee if f.fee_currency != base else 0.0
         self.fees += fee
+        moved = base_change(f.side == Side.BUY, f.amount, f.fee, f.fee_currency == base)
         if f.side == Side.BUY:
-            self.qty += f.amount
+            self.qty += moved
+            self.received += moved
             self.buy_qty, self.buy_value = self.buy_qty + f.amount, self.buy_value + value
-            self.cost -= cash_change(True, f.amount, f.price, fee)
+            self.cost -= cash_change(True, f.amount, f.price, paid)
             self.peak = max(self.peak, self.qty)
         else:
-            self.qty = reduce_position(self.qty, f.amount)
+            self.qty = reduce_position(self.qty, -moved)
+            self.sold -= moved
             self.sell_qty, self.sell_value = self.sell_qty + f.amount, self.sell_value + value
-            self.proceeds += cash_change(False, f.amount, f.price, fee)
+            self.proceeds += cash_change(False, f.amount, f.price, paid)
 
     def done(self, exit_time: datetime | None, reason: str | None) -> RoundTrip:
         pnl = self.proceeds - self.cost if exit_time is not None else None
@@ -88,7 +105,7 @@ class _Trip:
 
     def realised_so_far(self) -> float:
         """The sales out of a trip still open, against the average cost of what they sold."""
-        return self.proceeds - self.cost * (self.sell_qty / self.buy_qty) if self.buy_qty else 0.0
+        return self.proceeds - self.cost * (self.sold / self.received) if self.received else 0.0
 
 
 def pnl(fills, base: str, qty: float, price: float | None) -> dict[str, float]:
@@ -98,6 +115,6 @@ def pnl(fills, base: str, qty: float, price: float | None) -> dict[str, float]:
     realised, unrealised = sum(c.proceeds - c.cost for c, _, _ in closed), 0.0
     if t is not None:
         realised += t.realised_so_far()
-        held_cost = t.cost * (1.0 - t.sell_qty / t.buy_qty)
+        held_cost = t.cost * (1.0 - t.sold / t.received)
         unrealised = qty * price - held_cost if price is not None else 0.0
     return {"realised": realised, "unrealised": unrealised, "fees": sum(fee_in_quote(f, base) for f in fills)}

@@ -641,11 +641,14 @@ class LiveWorld:
     an approved strategy file: everything `trader run --live` needs."""
 
     def __init__(self, workdir: Path, seed: int, partial_fills: int = 2, future: int = 3 * 3600,
-                 strategy: str | None = None, extra_env: dict[str, str] | None = None):
+                 strategy: str | None = None, extra_env: dict[str, str] | None = None, fee_mode: str = "quote"):
         enable_one_second_candles()
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.exchange = timed_exchange(realtime_candles(seed, future=future), partial_fills=partial_fills)
+        # a third-currency fee (BNB) needs some of it on the account
+        balances = {"USDT": START_USDT, **({"BNB": 5.0} if fee_mode == "third" else {})}
+        self.exchange = timed_exchange(realtime_candles(seed, future=future), partial_fills=partial_fills,
+                                       fee_mode=fee_mode, balances=balances)
         self.exchange.follow_wall_clock()
         self.config = self.dir / "strategy.yaml"
         self.config.write_text(strategy or strategy_yaml())

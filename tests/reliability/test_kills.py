@@ -20,8 +20,11 @@ pytestmark = pytest.mark.long  # the real daemon killed and restarted, about 30 
 KILLS = [("order", 0.0), ("order", 0.004), ("tick", None), ("order", 0.008), ("startup", 1.4)]
 
 
-def test_kill_9_at_random_points_duplicates_and_loses_nothing(tmp_path):
-    world = H.LiveWorld(tmp_path, seed=11)
+@pytest.mark.parametrize("fee_mode", ["quote", "base", "third"])
+def test_kill_9_at_random_points_duplicates_and_loses_nothing(tmp_path, fee_mode):
+    """Under each fee mode: in the quote currency, from the base a buy receives (the position
+    net of it), in BNB."""
+    world = H.LiveWorld(tmp_path, seed=11, fee_mode=fee_mode)
     rng = np.random.default_rng(11)
     try:
         records = [H.kill_once(world, k, mode, rng, delay) for k, (mode, delay) in enumerate(KILLS)]

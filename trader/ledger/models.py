@@ -130,6 +130,8 @@ class Fill(Base):
     price: Mapped[float] = mapped_column(Money)
     fee: Mapped[float] = mapped_column(Money)
     fee_currency: Mapped[str] = mapped_column(String(16))
+    # a fee in a third currency (BNB) valued in the quote currency when booked; else None
+    fee_quote: Mapped[Optional[float]] = mapped_column(Money, nullable=True)
     reason: Mapped[OrderReason] = mapped_column(Vocabulary(OrderReason, 16))
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     strategy_version: Mapped[str] = mapped_column(ForeignKey("strategy_versions.version"))

@@ -32,6 +32,7 @@ import pandas as pd
 from trader.errors import InputError
 from trader.localexchange.clock import to_ms
 from trader.localexchange.faults import SPEC_FORM, parse_spec
+from trader.localexchange.fees import FeeMode
 from trader.localexchange.server import LocalExchange, request_log
 from trader.ohlcv import load_ohlcv
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default="test-secret")
     parser.add_argument("--partial-fills", type=int, default=1)
     parser.add_argument("--fee-rate", type=float, default=0.001)
+    parser.add_argument("--fee-mode", choices=[m.value for m in FeeMode], default=FeeMode.QUOTE.value,
+                        help="fees in the quote currency, from the base a buy receives (Binance's default), "
+                             "or in BNB at 300 (give the account some: --balance BNB=5)")
     parser.add_argument("--start", help="clock start (ISO time); default: the second candle's open")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--advance-every", type=float, default=0.0, metavar="SECONDS",
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             args.start = None
         exchange = LocalExchange(
             candles, args.symbol, dict(args.balance) if args.balance else None, args.api_key, args.secret,
-            args.partial_fills, args.fee_rate, host=args.host, port=args.port,
+            args.partial_fills, args.fee_rate, host=args.host, port=args.port, fee_mode=args.fee_mode,
         )
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from trader.localexchange import apierrors as E
 from trader.localexchange.apierrors import ApiError, illegal, mandatory
 from trader.localexchange.clock import Clock
 from trader.localexchange.faults import OrderFate
+from trader.localexchange.fees import FeeMode
 from trader.localexchange.market import Candles, SymbolSpec, fmt
 from trader.localexchange.matching import Engine, Order, Trade
 
@@ -157,7 +158,9 @@ class BinanceApi:
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [self.spec.exchange_info_entry()],
+            "symbols": [self.spec.exchange_info_entry()] + (
+                [SymbolSpec.parse(f"{self.engine.fees.asset}/{self.spec.quote}").exchange_info_entry()]
+                if self._fee_asset_market() else []),
         }
 
     def _klines(self, p: dict[str, str]) -> list:
@@ -174,11 +177,28 @@ class BinanceApi:
         end = _integer(p, "endTime", default=None)
         return self.candles.klines(self.clock.now_ms(), start, end, limit)
 
+    def _fee_asset_market(self) -> str | None:
+        """The third currency's market (BNBUSDT), listed for its price when fees are paid in it."""
+        fees = self.engine.fees
+        return f"{fees.asset}{self.spec.quote}" if fees.mode == FeeMode.THIRD else None
+
+    def _fee_asset_ticker(self, p: dict[str, str]) -> dict | None:
+        if p.get("symbol") is None or p.get("symbol") != self._fee_asset_market():
+            return None
+        price = fmt(self.engine.fees.asset_price)
+        return {"symbol": p["symbol"], "price": price, "lastPrice": price, "openPrice": price, "highPrice": price,
+                "lowPrice": price, "bidPrice": price, "askPrice": price, "volume": "0", "quoteVolume": "0",
+                "openTime": self.clock.now_ms() - _DAY_MS, "closeTime": self.clock.now_ms(), "count": 0}
+
     def _ticker_price(self, p: dict[str, str]) -> object:
+        if (fee_ticker := self._fee_asset_ticker(p)) is not None:
+            return {"symbol": fee_ticker["symbol"], "price": fee_ticker["price"]}
         body = {"symbol": self.spec.id, "price": fmt(self._price())}
         return body if self._symbol(p) else [body]
 
     def _ticker_24hr(self, p: dict[str, str]) -> object:
+        if (fee_ticker := self._fee_asset_ticker(p)) is not None:
+            return fee_ticker
         now = self.clock.now_ms()
         window, open_time = self.candles.window_24h(now)
         last = self._price()

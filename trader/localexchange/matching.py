@@ -13,8 +13,10 @@ Matching model (deterministic, no order book):
 * A MARKET order placed with an `OrderFate` (the fault matrix) is accepted and then does what
   real exchanges sometimes do: stays open (the rest fills one part per later candle, at its
   open), expires after some parts filled, or is rejected after it was accepted.
-* The fee is fee_rate * notional, charged in the quote currency: a buy pays notional + fee,
-  a sell receives notional - fee. A resting buy locks notional + fee.
+* The fee is fee_rate * notional, charged as the fee mode says (trader.localexchange.fees):
+  in the quote currency by default (a buy pays notional + fee, a sell receives notional -
+  fee; a resting buy locks notional + fee), from the base asset a buy receives (Binance's
+  default), or in a third currency like BNB.
 * Order ids and trade ids count from 1.
 
 Callers hold the exchange's lock; nothing here is thread-safe on its own.
@@ -23,7 +25,7 @@ Callers hold the exchange's lock; nothing here is thread-safe on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from trader.localexchange.apierrors import (
     DUPLICATE_ORDER,
@@ -34,10 +36,10 @@ from trader.localexchange.apierrors import (
 )
 from trader.localexchange.clock import Clock
 from trader.localexchange.faults import Fate, OrderFate
+from trader.localexchange.fees import FeeMode, FeeModel
 from trader.localexchange.market import Candles, SymbolSpec, dec
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
-_FEE_QUANTUM = Decimal("0.00000001")
 
 
 @dataclass
@@ -110,6 +112,7 @@ class Engine:
         *,
         fee_rate: float,
         partial_fills: int,
+        fee_mode: FeeMode = FeeMode.QUOTE,
     ) -> None:
         if partial_fills < 1:
             raise ValueError("partial_fills must be >= 1")
@@ -117,6 +120,7 @@ class Engine:
         self.candles = candles
         self.clock = clock
         self.fee_rate = dec(fee_rate)
+        self.fees = FeeModel(FeeMode(fee_mode), self.fee_rate)
         self.partial_fills = int(partial_fills)
         # asset -> [free, locked]
         self.wallet: dict[str, list[Decimal]] = {a.upper(): [dec(v), Decimal(0)] for a, v in balances.items()}
@@ -144,7 +148,8 @@ class Engine:
         return None
 
     def fee(self, notional: Decimal) -> Decimal:
-        return (notional * self.fee_rate).quantize(_FEE_QUANTUM, rounding=ROUND_HALF_UP)
+        """What a buy of this notional costs in the quote currency on top of it."""
+        return self.fees.quote_cost(notional)
 
     # -- placing and cancelling ------------------------------------------------------------
 
@@ -293,30 +298,35 @@ class Engine:
     def _fill(self, order: Order, price: Decimal, time: int, *, maker: bool) -> Trade | None:
         qty = order.parts[0]
         notional = qty * price
-        fee = self.fee(notional)
         spec = self.spec
-        if order.side == "BUY" and notional + fee > order.locked:
+        buying = order.side == "BUY"
+        fee, fee_asset = self.fees.charge(buying, qty, notional, spec.base, spec.quote,
+                                          self.wallet.get(self.fees.asset, [Decimal(0)])[0])
+        cost = notional + (fee if fee_asset == spec.quote else 0)
+        if buying and cost > order.locked:
             # a market order left open fills at a later price than it locked for
-            short = notional + fee - order.locked
+            short = cost - order.locked
             if self.wallet[spec.quote][0] < short:
                 self._end(order, "EXPIRED", time)  # as Binance expires what the balance cannot pay
                 return None
             self._move(spec.quote, short, lock=True)
             order.locked += short
         order.parts.pop(0)
-        if order.side == "BUY":
-            self._spend_locked(spec.quote, order, notional + fee)
+        if buying:
+            self._spend_locked(spec.quote, order, cost)
             self.wallet[spec.base][0] += qty
         else:
             self._spend_locked(spec.base, order, qty)
-            self.wallet[spec.quote][0] += notional - fee
+            self.wallet[spec.quote][0] += notional
+        if fee_asset != spec.quote or not buying:
+            self.wallet.setdefault(fee_asset, [Decimal(0), Decimal(0)])[0] -= fee
         order.executed_qty += qty
         order.cumulative_quote_qty += notional
         order.update_time = time
         order.status = "FILLED" if not order.parts else "PARTIALLY_FILLED"
         trade = Trade(
             trade_id=self._next_trade_id, order_id=order.order_id, symbol=order.symbol, side=order.side,
-            price=price, qty=qty, quote_qty=notional, commission=fee, commission_asset=spec.quote,
+            price=price, qty=qty, quote_qty=notional, commission=fee, commission_asset=fee_asset,
             time=time, is_maker=maker,
         )
         self._next_trade_id += 1

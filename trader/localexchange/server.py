@@ -36,6 +36,7 @@ from trader.localexchange.faults import (
     Malformed,
     OrderFate,
 )
+from trader.localexchange.fees import FeeMode
 from trader.localexchange.market import Candles, SymbolSpec
 from trader.localexchange.matching import Engine
 
@@ -62,7 +63,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class LocalExchange:
-    """A local exchange speaking Binance's spot REST API for one symbol, driven by candles and a clock."""
+    """A local exchange speaking Binance's spot REST API for one symbol, driven by candles and a
+    clock; `fee_mode` (trader.localexchange.fees) says in which currency it charges fees."""
 
     def __init__(
         self,
@@ -74,6 +76,7 @@ class LocalExchange:
         partial_fills: int = 1,
         fee_rate: float = 0.001,
         *,
+        fee_mode: FeeMode | str = FeeMode.QUOTE,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -86,7 +89,7 @@ class LocalExchange:
         self._lock = threading.RLock()
         self._engine = Engine(
             self.spec, self.candles, self.clock, {"USDT": 10000.0} if balances is None else balances,
-            fee_rate=fee_rate, partial_fills=partial_fills,
+            fee_rate=fee_rate, partial_fills=partial_fills, fee_mode=FeeMode(fee_mode),
         )
         self._api = BinanceApi(self._engine, api_key=api_key, secret=secret, lock=self._lock)
         self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_HISTORY)
