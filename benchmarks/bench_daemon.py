@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from trader.brokers import PaperBroker
 from trader.config import parse_strategy_config, load_strategy_config
-from trader.daemon import lookback_for
+from trader.runoptions import lookback_for
 from trader.engine import Engine
 from trader.feeds import ReplayFeed
 from trader.ledger import open_ledger
@@ -75,8 +75,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from sqlalchemy import select, insert
 from trader.config import load_strategy_config
-from trader.daemon import lookback_for
-from trader.engine import _SEEN
+from trader.runoptions import lookback_for
+from trader.ledger import hot
 from trader.feeds import ReplayFeed
 from trader.ledger import open_ledger, sessions, store
 from trader.ledger.models import DaemonState, EquityPoint, StrategyVersion
@@ -96,7 +96,7 @@ k = iter(range(10**7))  # a fresh bar time for every call of every variant
 def tick_writes(s, st):
     def run(_):
         t = t0 + timedelta(minutes=next(k))
-        s.connection().execute(_SEEN, {"book": "main"}).one()
+        hot.state_columns(s.connection(), "main")
         store.record_equity(s, book="main", time=t, equity=1.0, cash=1.0, qty=0.0, price=1.0, target=0.0, strategy_version="v")
         store.mark_tick(s, st, peak_equity=1.0, last_bar_time=t, last_tick_at=t, strategy_version="v")
         s.commit()
@@ -110,7 +110,7 @@ def orm(_):  # how the engine wrote them before: ORM statement, ORM bulk insert,
     s.commit(); s.commit()
 print(f"  the tick's ledger work (read state, insert equity point, update state, commit):")
 print(f"    as the engine did it before (ORM statements and unit of work, two commits): {med(orm):4.0f} us")
-print(f"    as it does now (Core statements on the session), a commit per tick:        {med(tick_writes(s, st)):4.0f} us")
+print(f"    as it does now (prepared statements on the session's DBAPI connection), a commit per tick: {med(tick_writes(s, st)):4.0f} us")
 s.close()
 group = GroupCommit(engine)
 s = group.sessions(); st = s.get(DaemonState, "main")
@@ -132,7 +132,7 @@ frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close
 views = iter(ReplayFeed(frame, lookback_for(cfg)).views(1000))
 window = next(views).bars
 strat = cfg.strategy_def()
-print(f"  the strategy on its {len(window)}-bar window ({cfg.strategy}):                                {med(lambda i: strat.exposure(window, cfg.params), 1000):4.0f} us")
+print(f"  the strategy on its {len(window)}-bar window ({cfg.strategy}):                                {med(lambda i: strat.latest(window, cfg.params), 1000):4.0f} us")
 print(f"  building the tick's view of the candles (ReplayFeed):                          {med(lambda i: next(views), 3000):4.0f} us")
 """
 
