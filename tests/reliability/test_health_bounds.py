@@ -1,6 +1,7 @@
-"""The health server under hostile clients (issue 12, item 11): idle sockets cost no thread and
-/health answers while 300 of them are held open; a slowloris trickle is closed at the request
-deadline; handler threads are capped, the excess answered 503 at once. Real sockets on 127.0.0.1."""
+"""The daemon's web server (trader.web.server) under hostile clients (issue 12, item 11): idle
+sockets cost no thread and /health answers while 300 of them are held open; a slowloris trickle
+and an idle socket are closed at the request deadline; beyond the connection cap a request is
+answered 503 at once, not queued. Real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import time
 
 import httpx
 
-from trader import health as H
-from trader.health import HealthServer
+from trader.web import Site, WebServer, build_app
+from trader.web import server as S
 
 
-def started(monkeypatch=None, health=lambda: (True, "last tick 1 s ago")) -> HealthServer:
-    return HealthServer(lambda: {"state": "running"}, health, host="127.0.0.1", port=0).start()
+def started(health=lambda: (True, "last tick 1 s ago")) -> WebServer:
+    site = Site(lambda: {"state": "running"}, health, factory=None, book="main")
+    return WebServer(build_app(site), host="127.0.0.1", port=0).start()
 
 
-def ask(server: HealthServer, path: str = "/health", timeout: float = 3.0) -> httpx.Response:
+def ask(server: WebServer, path: str = "/health", timeout: float = 3.0) -> httpx.Response:
     return httpx.get(f"{server.url}{path}", timeout=timeout, trust_env=False)
 
 
@@ -43,7 +45,7 @@ def test_health_answers_while_300_idle_sockets_are_held_open_and_they_cost_no_th
 
 
 def test_a_slowloris_trickle_and_an_idle_socket_are_closed_at_the_deadline(monkeypatch):
-    monkeypatch.setattr(H, "_REQUEST_TIMEOUT", 1.0)
+    monkeypatch.setattr(S, "REQUEST_TIMEOUT", 1.0)
     server = started()
     try:
         idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -68,11 +70,14 @@ def test_a_slowloris_trickle_and_an_idle_socket_are_closed_at_the_deadline(monke
         server.stop()
 
 
-def test_handler_threads_are_capped_and_the_excess_answered_503_at_once(monkeypatch):
-    monkeypatch.setattr(H, "_MAX_ACTIVE", 4)
-    gate = threading.Event()
+def test_connections_are_capped_and_the_excess_answered_503_at_once(monkeypatch):
+    # The cap counts open connections (asyncio serves each without a thread), where the old
+    # server counted handler threads; so the 4 held requests are in before the 6 extra ones.
+    monkeypatch.setattr(S, "MAX_CONNECTIONS", 4)
+    gate, entered = threading.Event(), threading.Semaphore(0)
 
     def stuck() -> tuple[bool, str]:
+        entered.release()
         gate.wait(10)
         return True, "ok"
 
@@ -83,21 +88,27 @@ def test_handler_threads_are_capped_and_the_excess_answered_503_at_once(monkeypa
 
         def one() -> None:
             try:
-                code = ask(server, timeout=10).status_code
+                answer = ask(server, timeout=10)
+                code = answer.status_code
             except httpx.HTTPError:
                 code = -1
             with lock:
                 results.append(code)
 
-        callers = [threading.Thread(target=one) for _ in range(10)]
-        for c in callers:
+        held = [threading.Thread(target=one) for _ in range(4)]
+        for c in held:
+            c.start()
+        for _ in held:
+            assert entered.acquire(timeout=5)  # each held request is in the provider
+        extra = [threading.Thread(target=one) for _ in range(6)]
+        for c in extra:
             c.start()
         deadline = time.monotonic() + 5
         while len(results) < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sorted(results) == [503] * 6, results  # beyond the cap: answered at once, not queued
         gate.set()
-        for c in callers:
+        for c in held + extra:
             c.join(10)
         assert sorted(results) == [200] * 4 + [503] * 6
         assert ask(server).status_code == 200  # and the slots are free again

@@ -1,4 +1,8 @@
-"""HealthServer on a real socket (127.0.0.1, a free port), driven with httpx."""
+"""/health and /status on the daemon's web server (trader.web) on a real socket (127.0.0.1, a
+free port), driven with httpx; and the JSON and $PORT helpers they share with the CLI and logs.
+
+These are the checks that proved the old hand-written server (trader.health.HealthServer),
+kept against the server users run now. Where the answer differs, the test says why."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import httpx
 import pytest
 
 from trader.errors import InputError
-from trader.health import HealthServer, dumps, port_from_env, to_jsonable
+from trader.health import dumps, port_from_env, to_jsonable
+from trader.web import Site, WebServer, build_app
 
 SECRET = "sk-live-0123456789abcdef"
 
@@ -43,15 +48,21 @@ class State:
         return self.status
 
 
+def web_server(state: State, port: int = 0) -> WebServer:
+    # No ledger: /health and /status read only the providers (the daemon's reads of its snapshot).
+    site = Site(state.get_status, state.health, factory=None, book="main")
+    return WebServer(build_app(site), host="127.0.0.1", port=port)
+
+
 @pytest.fixture(scope="module")
 def shared() -> State:
     return State()
 
 
 @pytest.fixture(scope="module")
-def server(shared: State) -> Iterator[HealthServer]:
-    # One server for the module (each start/stop costs a poll interval); state is reset per test.
-    with HealthServer(shared.get_status, shared.health, host="127.0.0.1", port=0) as srv:
+def server(shared: State) -> Iterator[WebServer]:
+    # One server for the module; state is reset per test.
+    with web_server(shared) as srv:
         yield srv
 
 
@@ -62,13 +73,13 @@ def state(shared: State) -> State:
 
 
 @pytest.fixture
-def client(server: HealthServer) -> Iterator[httpx.Client]:
+def client(server: WebServer) -> Iterator[httpx.Client]:
     # trust_env=False: a proxy from the environment must not see local test traffic.
     with httpx.Client(base_url=server.url, timeout=5, trust_env=False) as c:
         yield c
 
 
-def test_port_zero_picks_a_free_port(server: HealthServer) -> None:
+def test_port_zero_picks_a_free_port(server: WebServer) -> None:
     assert server.running and 0 < server.port < 65536
     assert server.url == f"http://127.0.0.1:{server.port}"
 
@@ -104,6 +115,7 @@ def test_status_is_json_with_datetimes_decimals_and_nan(state: State, client: ht
     r = client.get("/status")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
+    assert r.headers["cache-control"] == "no-store"
     assert "NaN" not in r.text and "Infinity" not in r.text  # strict JSON
     assert r.json() == {
         "mode": "paper",
@@ -119,25 +131,31 @@ def test_status_is_json_with_datetimes_decimals_and_nan(state: State, client: ht
 
 
 def test_unknown_paths_are_404_json(client: httpx.Client) -> None:
-    for path in ("/", "/healthz", "/status/extra", "/../etc/passwd"):
+    # "/" is no longer among them: it is the dashboard's page now.
+    for path in ("/healthz", "/status/extra", "/../etc/passwd", "/api/nope"):
         r = client.get(path)
         assert r.status_code == 404, path
+        assert r.headers["content-type"] == "application/json"
         assert r.json() == {"error": "not found"}
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_writes_are_405_and_change_nothing(method: str, state: State, client: httpx.Client) -> None:
-    for path in ("/health", "/status", "/anything"):
+    for path in ("/health", "/status"):
         r = client.request(method, path, json={"ok": False})
         assert r.status_code == 405
         assert r.headers["allow"] == "GET, HEAD"
         assert r.json() == {"error": "method not allowed"}
+    # An unknown path is 404 for any method now (the old server said 405): the app has routes
+    # that take POST (the controls), so the method alone says nothing about a path it lacks.
+    assert client.request(method, "/anything", json={"ok": False}).json() == {"error": "not found"}
     assert client.get("/health").json() == {"ok": True, "reason": "ticking"}
 
 
 def test_unknown_method_is_json_too(client: httpx.Client) -> None:
+    # 405 with Allow now (the old server said 501): the method is not one /health accepts.
     r = client.request("BREW", "/health")
-    assert r.status_code == 501
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
     assert r.headers["content-type"] == "application/json"
     assert "error" in r.json()
 
@@ -157,7 +175,7 @@ def test_a_raising_provider_is_500_without_the_exception_text(
     state: State, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     state.fail = RuntimeError(f"exchange said: bad key {SECRET}")
-    with caplog.at_level(logging.DEBUG, logger="trader.health"):
+    with caplog.at_level(logging.DEBUG):
         health = client.get("/health")
         status = client.get("/status")
     assert health.status_code == 500 and health.json() == {"ok": False, "reason": "internal error"}
@@ -178,7 +196,7 @@ def test_an_unserialisable_status_is_500(state: State, client: httpx.Client) -> 
     assert r.status_code == 500 and r.json() == {"error": "internal error"}
 
 
-def test_concurrent_requests_run_in_parallel(state: State, server: HealthServer) -> None:
+def test_concurrent_requests_run_in_parallel(state: State, server: WebServer) -> None:
     state.delay = 0.2
     n = 8
 
@@ -199,7 +217,7 @@ def test_no_request_lines_on_stderr(client: httpx.Client, capsys: pytest.Capture
 
 
 def test_stop_frees_the_port_and_is_idempotent(state: State) -> None:
-    srv = HealthServer(state.get_status, state.health, host="127.0.0.1", port=0).start()
+    srv = web_server(state).start()
     port = srv.port
     with pytest.raises(RuntimeError):
         srv.start()
@@ -209,13 +227,14 @@ def test_stop_frees_the_port_and_is_idempotent(state: State) -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=1, trust_env=False)
     # The same port can be bound again right away.
-    with HealthServer(state.get_status, state.health, host="127.0.0.1", port=port) as again:
+    with web_server(state, port=port) as again:
         assert httpx.get(f"{again.url}/health", timeout=5, trust_env=False).status_code == 200
 
 
-def test_a_busy_port_is_an_input_error(state: State, server: HealthServer) -> None:
+def test_a_busy_port_is_an_input_error(state: State, server: WebServer) -> None:
+    # InputError: the command line prints one line and exits 2 (see trader.cli)
     with pytest.raises(InputError, match=f"127.0.0.1:{server.port}"):
-        HealthServer(state.get_status, state.health, host="127.0.0.1", port=server.port).start()
+        web_server(state, port=server.port).start()
 
 
 def test_port_from_env() -> None:

@@ -91,6 +91,10 @@ class WebServer:
         return self._port
 
     @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
     def url(self) -> str:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
@@ -112,7 +116,9 @@ class WebServer:
         config = uvicorn.Config(
             self.app, loop="asyncio", http=_Guarded, ws="none", lifespan="off", log_config=None,
             log_level="warning", access_log=False, server_header=False, date_header=True,
-            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5, backlog=BACKLOG,
+            # + 1: uvicorn counts the connection asking among the open ones, so MAX_CONNECTIONS
+            # alone would serve one fewer
+            limit_concurrency=MAX_CONNECTIONS + 1, timeout_keep_alive=5, backlog=BACKLOG,
             h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)
         self._server = server
