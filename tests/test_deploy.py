@@ -210,18 +210,22 @@ def test_the_image_runs_as_a_non_root_user(image):
 
 
 def test_health_path_is_the_one_the_daemon_serves(image, railway):
-    from trader.health import HealthServer
+    from trader.web import Site, serve
 
     path = railway["deploy"]["healthcheckPath"]
     assert path == "/health"
     urls = re.findall(r"http://127\.0\.0\.1:[^/'\"]+(/[\w/]*)", " ".join(image.healthcheck))
     assert urls == [path], f"the Dockerfile's HEALTHCHECK probes {urls}, railway.toml {path}"
-    with HealthServer(lambda: {}, lambda: (True, "ok"), host="127.0.0.1", port=0) as server:
+    # the daemon's web server, started as Service.run starts it; no ledger behind /health
+    server = serve(Site(lambda: {}, lambda: (True, "ok"), None, "main"), port=0, host="127.0.0.1")
+    try:
         with urllib.request.urlopen(server.url + path, timeout=5) as answer:
             assert answer.status == 200 and json.load(answer) == {"ok": True, "reason": "ok"}
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(server.url + path + "z", timeout=5)
         assert missing.value.code == 404
+    finally:
+        server.stop()
 
 
 def test_dockerignore_keeps_local_state_out_but_not_the_sources(image):

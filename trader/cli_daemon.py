@@ -201,7 +201,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"error: the ledger cannot be read now: {_db_reason(exc)}; try again", file=sys.stderr)
         return 1
     if args.json:
-        from .health import dumps  # the HTTP server's module: only for --json
+        from .health import dumps  # only for --json
 
         print(dumps(snap))
         return 0

@@ -1,13 +1,13 @@
 """The daemon's HTTP server on $PORT: uvicorn running the dashboard's Starlette app on its own
 event loop in a daemon thread, so a slow or stuck client never blocks the trading loop.
 
-Bounds against hostile clients (what trader.health's hand-written server guarantees, kept here):
+Bounds against hostile clients (tests/reliability/test_health_bounds.py):
 an idle socket costs a file descriptor, not a thread (asyncio); a connection that has not
 completed a request's headers REQUEST_TIMEOUT seconds after it was accepted (or after its
 last request) is closed, so a slowloris trickle ends; headers over MAX_HEADER_BYTES are
-refused; beyond MAX_CONNECTIONS connections a request is answered 503 at once; the listen
-backlog is 1024. Long requests (an event stream) are not cut by the deadline: they have
-their own bounds in trader.web.stream.
+refused; beyond MAX_CONNECTIONS open connections (idle ones too) a request is answered 503
+at once (uvicorn's plain-text answer); the listen backlog is 1024. Long requests (an event
+stream) are not cut by the deadline: they have their own bounds in trader.web.stream.
 """
 
 from __future__ import annotations
