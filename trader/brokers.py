@@ -48,6 +48,9 @@ class PaperBroker:
     def available_cash(self) -> float | None:
         return None  # the ledger's cash is all there is
 
+    def supports_stops(self) -> bool:
+        return False  # the backtester's stop semantics, checked at each candle close
+
     def resolve(self, order, fee_rate: float) -> Execution:
         """An intent a crash left behind: the paper exchange is this process, so it was never
         executed; execute it now at the price it was decided on, as if nothing happened."""
@@ -83,6 +86,28 @@ class LiveBroker:
     def available_cash(self) -> float | None:
         free, _used, _total = self.adapter.fetch_balance().get(self.quote, (0.0, 0.0, 0.0))
         return float(free)
+
+    # -- protective orders resting on the exchange ---------------------------------------------
+    def supports_stops(self) -> bool:
+        return self.adapter.supports_stop_orders()
+
+    def round_price(self, price: float) -> float:
+        return self.adapter.round_price(price)
+
+    def place_stop(self, client_order_id: str, amount: float, stop_price: float) -> Execution:
+        self._sent[client_order_id] = self.clock()
+        try:
+            order = self.adapter.create_stop_order("sell", amount, stop_price, client_order_id)
+        except OrderOutcomeUnknown as exc:
+            return Execution(OrderStatus.UNKNOWN, error=str(exc))
+        except (InsufficientFunds, OrderRejected) as exc:
+            return Execution(OrderStatus.REJECTED, error=str(exc))
+        return self._booked(order)
+
+    def cancel(self, order) -> Execution:
+        """Cancel a resting order; what it became (with any fills) is fetched after."""
+        found = self._cancel(order.client_order_id, None)
+        return self._booked(found) if found is not None else Execution(OrderStatus(order.status))
 
     def resolve(self, order, fee_rate: float) -> Execution:
         cid = order.client_order_id

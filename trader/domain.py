@@ -35,6 +35,14 @@ class OrderReason(StrEnum):
     HALT = "halt"
 
 
+class OrderType(StrEnum):
+    """MARKET: traded at once; STOP_MARKET: a protective stop resting on the exchange, sold at
+    market once the price reaches its level."""
+
+    MARKET = "market"
+    STOP_MARKET = "stop_market"
+
+
 class OrderStatus(StrEnum):
     """intent (committed before the exchange is called) -> open | filled | canceled | expired |
     rejected; unknown: the call failed in a way that leaves the outcome open (reconcile by
@@ -127,6 +135,12 @@ def client_order_id(book: str, version: str, bar_time: datetime, reason: OrderRe
     retried or replayed tick can find its order instead of placing a second one. At most
     36 characters from [A-Za-z0-9-] (Binance's limit is the tightest we know)."""
     return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-{_PURPOSE[reason]}"
+
+
+def protective_order_id(book: str, version: str, bar_time: datetime) -> str:
+    """The stop placed (or resized) on the exchange at this bar's tick: at most one per tick,
+    so the id is as deterministic as the decision's own."""
+    return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-p"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from .domain import (
     OrderPlan,
     OrderReason,
     OrderStatus,
+    OrderType,
+    Side,
     TradingState,
     client_order_id,
     split_symbol,
@@ -39,6 +41,7 @@ from .errors import OrderRefused, StrategyError, TemporaryExchangeError
 from .goals import Goals
 from .ledger import hot, store
 from .ledger.models import MAIN_BOOK, Order
+from .protection import Protection
 from .risk import RiskEngine, halt
 
 log = logging.getLogger("trader.engine")
@@ -69,6 +72,9 @@ class Engine:
         self.risk = risk or RiskEngine(config, goals)
         self.trading_paused: str | None = None  # why no new orders may be placed, if any
         self.before_order = None  # called with the intent committed, before the broker: may refuse by raising
+        # the stop resting on the exchange (live brokers that can place one); paper keeps the
+        # backtester's stops, checked at each candle close
+        self.protection = Protection(self) if broker.mode == "live" else None
         self._maybe_pending = True  # settle leftovers of an earlier run before deciding anything
         self._in_doubt: dict[str, float] = {}  # client order id -> seconds its request may still arrive
         self._s = None
@@ -130,6 +136,7 @@ class Engine:
                                 f"{exc.__class__.__name__}: {exc}") from exc
 
         # resting exits, against the bar that just closed
+        self.risk.stop_on_exchange = self.protection is not None and self.protection.holds(s)
         exit_plan = None if waiting else self.risk.exit_for_bar(position.qty, position.entry_price, o, h, l)
         if exit_plan is not None:
             report.orders.append(self._submit(s, exit_plan, bar_time, fill_time=bar_time))
@@ -180,12 +187,16 @@ class Engine:
         if isinstance(plan, OrderPlan):
             # the bar's record, the decision and the intent commit together
             report.orders.append(self._submit(s, plan, bar_time, _utc(view.next_time), acted=want))
+        if self.protection is not None and not self._in_doubt:
+            self.protection.keep_true(s, bar_time)
         return report  # `tick` commits the bar's record
 
     # -- orders ------------------------------------------------------------------------------
     def _submit(self, s, plan: OrderPlan, bar_time: datetime, fill_time: datetime,
                 acted: float | None = None) -> str:
         cid = client_order_id(self.book, self.config.version, bar_time, plan.reason)
+        if plan.side == Side.SELL and self.protection is not None:
+            self.protection.cancel_resting(s)  # the stop holds the coins this sale sells
         order = store.order_by_client_id(s, cid)
         if order is not None and order.status != OrderStatus.NOT_SENT:
             # this decision was taken before a crash: settle it, never place it twice
@@ -302,7 +313,8 @@ class Engine:
                                + (f": {execution.error}" if execution.error else ""), self.book)
         elif execution.status == OrderStatus.REJECTED:
             store.record_event(s, "order_rejected", f"order {cid} rejected: {execution.error}", self.book)
-        if order.exchange_order_id and not execution.status.unresolved and order.filled < order.amount * (1 - 1e-9):
+        if (order.type == OrderType.MARKET and order.exchange_order_id and not execution.status.unresolved
+                and order.filled < order.amount * (1 - 1e-9)):
             # accepted, then ended short (expired, rejected, or cancelled as stale): its fills
             # stand, and a signal's target is traded afresh from the real position next tick
             if order.reason in (OrderReason.SIGNAL, OrderReason.HALT):

@@ -222,6 +222,36 @@ class ExchangeAdapter:
             raise self._unknown(f"create order: no order id in the answer: {self._scrub(str(order)[:200])}")
         return self._order(order, client_order_id)
 
+    def supports_stop_orders(self) -> bool:
+        """Whether a stop-market sell can rest on this exchange for this market (ccxt's `has`,
+        and the market's own list of order types where the exchange gives one, as Binance does)."""
+        if not self.client.has.get("createStopLossOrder"):
+            return False
+        types = ((self.client.markets or {}).get(self.symbol) or {}).get("info", {}).get("orderTypes")
+        return types is None or "STOP_LOSS" in types or "STOP_MARKET" in types
+
+    def round_price(self, price: float) -> float:
+        """To the market's price step, to the nearest (a stop level a fraction of a tick off is
+        the same level)."""
+        step = Decimal(repr(self.market_rules().price_step))
+        return float((Decimal(repr(float(price))) / step).to_integral_value() * step)
+
+    def create_stop_order(self, side: str, amount: float, stop_price: float, client_order_id: str) -> ExchangeOrder:
+        """A stop-market order resting on the exchange (ccxt's unified stopLossPrice)."""
+        side = _side(side)
+        self._require_credentials()
+        self.market_rules()
+        order = self._call(
+            "create stop order",
+            lambda: self.client.create_order(self.symbol, "market", side, amount, None,
+                                             {"clientOrderId": client_order_id, "stopLossPrice": stop_price}),
+            on_order=True,
+            placing=True,
+        )
+        if not isinstance(order, dict) or not order.get("id"):
+            raise self._unknown(f"create stop order: no order id in the answer: {self._scrub(str(order)[:200])}")
+        return self._order(order, client_order_id)
+
     def fetch_order(self, client_order_id: str) -> ExchangeOrder | None:
         """The order with this client id, with its fills; None when the exchange does not know it."""
         self._require_credentials()

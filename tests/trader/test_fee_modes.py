@@ -48,17 +48,21 @@ def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_
     assert currencies == {"quote": {"USDT"}, "base": {"BTC", "USDT"}, "third": {"BNB"}}[mode]
     # every order went out whole and filled whole: no sale bigger than what was held (the
     # exchange would have refused it), none below the market's minimum
-    assert all(o.status == "filled" and o.filled == pytest.approx(o.amount, abs=1e-12) for o in orders)
+    market = [o for o in orders if o.type == "market"]
+    assert all(o.status == "filled" and o.filled == pytest.approx(o.amount, abs=1e-12) for o in market)
+    # the stop resting on the exchange was sized from what is held, net of base fees
+    stops = [o for o in orders if o.type == "stop_market"]
+    assert stops and {o.status for o in stops} <= {"filled", "canceled", "open"}
     assert not [e for e in events if e.kind in ("order_denied", "order_rejected")]
     buys = [o for o in orders if o.side == "buy"]
-    sells = [o for o in orders if o.side == "sell"]
+    sells = [o for o in orders if o.side == "sell" and o.filled]
     assert len(buys) >= 4 and len(sells) >= len(buys) - 1  # dust never blocked a re-entry
     round_trips = trades.round_trips(fill_rows, "BTC")
     assert len([t for t in round_trips if t.exit_time is not None]) == len(sells)
     if mode == "base":
         # what a base fee leaves after a whole sale is dust below the market's step, still held
-        flat = position.qty if position.acted_target == 0 else None
-        assert flat is None or 0.0 <= flat < 1e-5
+        last_fill = fill_rows[-1]
+        assert last_fill.side == "buy" or 0.0 <= position.qty < 1e-5
     if mode == "third":
         spent = BNB - balances["BNB"]["total"]
         assert sum(f.fee for f in fill_rows) == pytest.approx(spent, abs=1e-8)
@@ -80,7 +84,10 @@ def test_orders_ended_short_under_a_fee_mode(btc, live_config, tmp_path, mode):
     try:
         fills, orders = ledger_matches_exchange(rig)
         assert cash_of(rig) == pytest.approx(ex.balances()["USDT"]["total"], abs=1e-6)
-        assert sum(o.status == "filled" and o.filled < o.amount * (1 - 1e-9) for o in orders) == 3
+        # the fault falls on three order requests, market orders or the stop's placement (a stop
+        # is not a market order: the fate passes it by); each market order hit ended short
+        hit = sum(o.type == "market" and o.status == "filled" and o.filled < o.amount * (1 - 1e-9) for o in orders)
+        assert 1 <= hit <= 3
     finally:
         ex.stop()
 

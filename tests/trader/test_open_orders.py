@@ -32,7 +32,9 @@ def fated_run(btc, config, path, case: str, side: str):
     """Trade until the order of `side` is due, have the exchange play the case's fate on it,
     and trade on for 40 candles. Returns the rig and the fated order as the exchange has it."""
     fate, parts, _, _ = CASES[case]
-    ex = LocalExchange(btc.iloc[:700], symbol="BTC/USDT", balances={"USDT": 10_000.0}, partial_fills=parts).start()
+    # market orders only (no stop rests on this exchange): the fate falls on the order meant
+    ex = LocalExchange(btc.iloc[:700], symbol="BTC/USDT", balances={"USDT": 10_000.0}, partial_fills=parts,
+                       stop_orders=False).start()
     rig = Rig(ex, config, f"sqlite:///{path}")
     i = 40
     if side == "sell":  # the fate falls on the first exit

@@ -67,10 +67,10 @@ def book_rows(session: Session, book: str, symbol: str, quote: str, base: str,
 
 def add_intent(session: Session, *, client_order_id: str, book: str, mode: str, symbol: str,
                side: str, amount: float, price: float | None, reason: str,
-               strategy_version: str, bar_time: datetime) -> Order:
+               strategy_version: str, bar_time: datetime, type: str = "market") -> Order:
     order = Order(
         client_order_id=client_order_id, book=book, mode=mode, symbol=symbol, side=side,
-        type="market", amount=amount, price=price, reason=reason, status=OrderStatus.INTENT, filled=0.0,
+        type=type, amount=amount, price=price, reason=reason, status=OrderStatus.INTENT, filled=0.0,
         strategy_version=strategy_version, bar_time=bar_time,
     )
     session.add(order)

@@ -249,13 +249,21 @@ class BinanceApi:
         type_ = p.get("type") or ""
         if not type_:
             raise mandatory("type")
-        if type_ not in ("MARKET", "LIMIT"):
+        if type_ not in self.spec.order_types:
             raise ApiError(-1116, "Invalid orderType.")
         quantity = self._decimal(p, "quantity")
         price = self._decimal(p, "price")
         quote_qty = self._decimal(p, "quoteOrderQty")
+        stop_price = self._decimal(p, "stopPrice")
         tif = p.get("timeInForce") or None
-        if type_ == "LIMIT":
+        if type_ == "STOP_LOSS":
+            for name, value in (("quantity", quantity), ("stopPrice", stop_price)):
+                if value is None:
+                    raise mandatory(name)
+            for name, value in (("price", price), ("timeInForce", tif), ("quoteOrderQty", quote_qty)):
+                if value is not None:
+                    raise ApiError(-1106, f"Parameter '{name}' sent when not required.")
+        elif type_ == "LIMIT":
             for name, value in (("timeInForce", tif), ("quantity", quantity), ("price", price)):
                 if value is None:
                     raise mandatory(name)
@@ -282,7 +290,7 @@ class BinanceApi:
 
         order, fills = self.engine.place(
             side=side, type=type_, quantity=quantity, quote_order_qty=quote_qty, price=price,
-            time_in_force=tif, client_order_id=client_id, fate=fate,
+            time_in_force=tif, client_order_id=client_id, fate=fate, stop_price=stop_price,
         )
         transact = self.clock.now_ms()
         ack = {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
@@ -442,13 +450,14 @@ def _order_fields(order: Order) -> dict:
         "price": fmt(order.price), "origQty": fmt(order.orig_qty), "executedQty": fmt(order.executed_qty),
         "origQuoteOrderQty": fmt(0), "cummulativeQuoteQty": fmt(order.cumulative_quote_qty),
         "status": order.status, "timeInForce": order.time_in_force or "GTC", "type": order.type, "side": order.side,
+        "stopPrice": fmt(order.stop_price),
     }
 
 
 def _order_json(order: Order) -> dict:
     return {
         "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1, "clientOrderId": order.client_order_id,
-        **_order_fields(order), "stopPrice": fmt(0), "icebergQty": fmt(0), "time": order.time,
+        **_order_fields(order), "icebergQty": fmt(0), "time": order.time,
         "updateTime": order.update_time, "isWorking": True, "workingTime": order.time,
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }

@@ -49,6 +49,8 @@ class SymbolSpec:
     min_notional: Decimal = Decimal("10")
     max_notional: Decimal = Decimal("9000000")
     precision: int = 8  # base/quote asset precision: more decimals than this is -1111
+    # what this exchange matches; without STOP_LOSS it is an exchange with no stop orders
+    order_types: tuple[str, ...] = ("LIMIT", "MARKET", "STOP_LOSS")
 
     @classmethod
     def parse(cls, symbol: str) -> SymbolSpec:
@@ -72,7 +74,7 @@ class SymbolSpec:
             "quoteAssetPrecision": self.precision,
             "baseCommissionPrecision": self.precision,
             "quoteCommissionPrecision": self.precision,
-            "orderTypes": ["LIMIT", "MARKET"],  # the only two this exchange matches
+            "orderTypes": list(self.order_types),
             "icebergAllowed": False,
             "ocoAllowed": False,
             "otoAllowed": False,

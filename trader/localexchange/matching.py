@@ -10,6 +10,10 @@ Matching model (deterministic, no order book):
   buy, high >= price for a sell). A candle counts only if it opened at or after the order
   (the part of a candle before the order is unknowable); the candle in progress counts by
   its open alone, so a price that gaps through the limit still fills.
+* STOP_LOSS orders (a stop-market, Binance's spot type) rest with their quantity locked and
+  trigger on the first candle (from the one they were placed in) whose revealed range reaches
+  the stop price (low <= stop for a sell, high >= stop for a buy); they fill as taker trades
+  at the stop price, or at the candle's open when it gapped through the stop.
 * A MARKET order placed with an `OrderFate` (the fault matrix) is accepted and then does what
   real exchanges sometimes do: stays open (the rest fills one part per later candle, at its
   open), expires after some parts filled, or is rejected after it was accepted.
@@ -60,6 +64,7 @@ class Order:
     locked: Decimal = Decimal(0)  # what this order still holds locked (quote for buys, base for sells)
     parts: list[Decimal] = field(default_factory=list)  # quantities still to fill, in order
     next_candle_ms: int = 0  # candles opening before this cannot fill it (any more)
+    stop_price: Decimal = Decimal(0)  # STOP_LOSS: the trigger
     fate: Fate | None = None  # a MARKET order that does not simply fill (the fault matrix)
     ends_at_ms: int = 0  # when a fated order ends by itself (expired or rejected), if it does
 
@@ -164,6 +169,7 @@ class Engine:
         time_in_force: str | None,
         client_order_id: str,
         fate: OrderFate | None = None,
+        stop_price: Decimal | None = None,
     ) -> tuple[Order, list[Trade]]:
         """Validate against the filters and the balance, then fill or rest. Raises ApiError."""
         self.sync()
@@ -182,17 +188,24 @@ class Engine:
                 raise filter_failure("PRICE_FILTER")
         if quantity < spec.min_qty or quantity > spec.max_qty or (quantity - spec.min_qty) % spec.step != 0:
             raise filter_failure("LOT_SIZE")
-        reference = price if type == "LIMIT" else current
+        if type == "STOP_LOSS":
+            assert stop_price is not None
+            if stop_price < spec.min_price or stop_price > spec.max_price or stop_price % spec.tick != 0:
+                raise filter_failure("PRICE_FILTER")
+            if (side == "SELL" and stop_price >= current) or (side == "BUY" and stop_price <= current):
+                raise ApiError(-2010, "Stop price would trigger immediately.")
+        reference = price if type == "LIMIT" else stop_price if type == "STOP_LOSS" else current
         if quantity * reference < spec.min_notional or (type == "LIMIT" and quantity * reference > spec.max_notional):
             raise filter_failure("NOTIONAL")
         if any(o.is_open and o.client_order_id == client_order_id for o in self.orders):
             raise ApiError(-2010, DUPLICATE_ORDER)
 
-        marketable = type == "MARKET" or (side == "BUY" and price >= current) or (side == "SELL" and price <= current)
+        marketable = type == "MARKET" or (type == "LIMIT" and (
+            (side == "BUY" and price >= current) or (side == "SELL" and price <= current)))
         parts = self._split(quantity)
         # What to lock: a buy holds the quote cost plus fees at the worst price it can pay.
         if side == "BUY":
-            worst = current if type == "MARKET" else price
+            worst = price if type == "LIMIT" else (stop_price or current) * 2 if type == "STOP_LOSS" else current
             asset, need = spec.quote, sum((p * worst + self.fee(p * worst) for p in parts), Decimal(0))
         else:
             asset, need = spec.base, quantity
@@ -203,6 +216,7 @@ class Engine:
             order_id=self._next_order_id, client_order_id=client_order_id, symbol=spec.id, side=side, type=type,
             time_in_force=time_in_force if type == "LIMIT" else None, price=price if type == "LIMIT" else Decimal(0),
             orig_qty=quantity, time=now, update_time=now, locked=need, parts=parts, next_candle_ms=now,
+            stop_price=stop_price if type == "STOP_LOSS" else Decimal(0),
         )
         self._next_order_id += 1
         self.orders.append(order)
@@ -259,7 +273,7 @@ class Engine:
         for order in self.orders:
             if order.is_open and order.ends_at_ms and order.ends_at_ms <= now:
                 self._end(order, "EXPIRED" if order.fate == Fate.EXPIRE_LATER else "REJECTED", order.ends_at_ms)
-        resting = [o for o in self.orders if o.is_open and (o.type == "LIMIT" or o.fate == Fate.STAY_OPEN)]
+        resting = [o for o in self.orders if o.is_open and (o.type in ("LIMIT", "STOP_LOSS") or o.fate == Fate.STAY_OPEN)]
         if not resting:
             return
         start = candles.first_at_or_after(min(o.next_candle_ms for o in resting))
@@ -275,6 +289,9 @@ class Engine:
                     self._fill(order, opened, t, maker=False)
                     order.next_candle_ms = t + candles.interval_ms
                     continue
+                if order.type == "STOP_LOSS":
+                    self._trigger(order, opened, candles.price(h), candles.price(l), t, closed)
+                    continue
                 if order.side == "BUY":
                     at_open, crossed = opened <= order.price, candles.price(l) <= order.price
                 else:
@@ -284,6 +301,19 @@ class Engine:
                     self._fill(order, order.price, fill_time, maker=True)
                 if crossed or closed:  # an unfilled candle in progress may still fill when it closes
                     order.next_candle_ms = t + candles.interval_ms
+
+    def _trigger(self, order: Order, opened: Decimal, high: Decimal, low: Decimal, t: int, closed: bool) -> None:
+        """A stop-market against one candle: all of it fills once the stop is reached."""
+        stop = order.stop_price
+        selling = order.side == "SELL"
+        at_open = opened <= stop if selling else opened >= stop
+        crossed = low <= stop if selling else high >= stop
+        if crossed:
+            price, when = (opened, t) if at_open else (stop, t + self.candles.interval_ms - 1)
+            while order.parts and order.is_open:
+                self._fill(order, price, when, maker=False)
+        if crossed or closed:
+            order.next_candle_ms = t + self.candles.interval_ms
 
     # -- internals -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ runs (its clock, orders, trades, balances, the latest requests, faults to play).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -64,7 +65,8 @@ class _Server(ThreadingHTTPServer):
 
 class LocalExchange:
     """A local exchange speaking Binance's spot REST API for one symbol, driven by candles and a
-    clock; `fee_mode` (trader.localexchange.fees) says in which currency it charges fees."""
+    clock; `fee_mode` (trader.localexchange.fees) says in which currency it charges fees,
+    `stop_orders=False` makes it one without stop orders."""
 
     def __init__(
         self,
@@ -77,10 +79,13 @@ class LocalExchange:
         fee_rate: float = 0.001,
         *,
         fee_mode: FeeMode | str = FeeMode.QUOTE,
+        stop_orders: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.spec = SymbolSpec.parse(symbol)
+        if not stop_orders:  # an exchange without stop orders, as some are
+            self.spec = dataclasses.replace(self.spec, order_types=("LIMIT", "MARKET"))
         self.candles = Candles(candles, self.spec.tick)
         self.clock = Clock(self.candles.open_time(1))  # the first candle is closed, the second in progress
         self.api_key = api_key
