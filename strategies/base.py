@@ -45,7 +45,12 @@ class Strategy:
         """Run the signal and enforce its contract: finite values in [0, 1]."""
         import numpy as np
 
-        out = np.nan_to_num(self._signal(ohlcv, params), nan=0.0, posinf=1.0, neginf=0.0)
+        out = self._signal(ohlcv, params)
+        # most signals already keep the contract: two reductions check it (a NaN fails both
+        # comparisons) at a fifth of the cost of cleaning; the copy keeps the result fresh
+        if out.size and 0.0 <= out.min() and out.max() <= 1.0:
+            return out.copy()
+        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
         return np.clip(out, 0.0, 1.0)
 
     def latest(self, ohlcv: pd.DataFrame, params: Params) -> float:

@@ -84,7 +84,7 @@ def _backtest(args: argparse.Namespace) -> int:
         ohlcv = _cut(load_ohlcv(args.data, timeframe=config.timeframe), args)
         require_history(ohlcv, config, str(args.data))
         phase(f"backtesting {len(ohlcv):,} bars")
-        result = run_backtest(ohlcv, config)
+        result = run_backtest(ohlcv, config, one_off=True)  # this process runs one: numba only for long files
         if args.plot:
             phase("drawing the chart")
             from .plot import plot_equity

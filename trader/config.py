@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -99,11 +100,13 @@ class StrategyConfig(Frozen):
 
     @field_validator("name")
     @classmethod
-    def _printable_name(cls, value: str) -> str:
+    def _printable_name(cls, value: str, info: ValidationInfo) -> str:
         # escape sequences or bidi overrides could rewrite what a terminal or report shows
         if any(unicodedata.category(ch) == "Cc" or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069
                for ch in value):
             raise ValueError("contains control or bidi characters; expected a plain one-line label")
+        if info.context and info.context.get("checked_name") == value:
+            return value  # a variant's copy of a checked config: the environment scan was 80% of a sweep's copy
         from .logs import Scrubber, secret_env_values
 
         # the name is shown and stored everywhere, unmasked in the version's settings
@@ -188,7 +191,7 @@ class StrategyConfig(Frozen):
             except LocatedError as exc:
                 raise ConfigError(f"<variant>: {exc.loc}: {exc}") from None
             data[section][name] = value
-        return parse_strategy_config(data, source="<variant>")
+        return parse_strategy_config(data, source="<variant>", checked_name=self.name)
 
     # -- identity ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -222,8 +225,9 @@ def load_strategy_config(path: str | Path) -> StrategyConfig:
 
 
 def parse_strategy_config(
-    raw: Any, source: str, lines: dict[tuple[str, ...], int] | None = None
+    raw: Any, source: str, lines: dict[tuple[str, ...], int] | None = None, checked_name: str | None = None
 ) -> StrategyConfig:
+    """`checked_name`: a name already validated (a variant keeps its base's), not scanned again."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of settings (name, exchange, symbol, ...), got {kind_of(raw)}")
     raw = dict(raw)
@@ -252,7 +256,7 @@ def parse_strategy_config(
         raw["params"] = Params()  # the strategy field reports the real problem
 
     try:
-        config = StrategyConfig.model_validate(raw)
+        config = StrategyConfig.model_validate(raw, context={"checked_name": checked_name} if checked_name else None)
     except ValidationError as exc:
         problems.extend(pydantic_problems(exc, prefix=(), model=StrategyConfig))
         config = None

@@ -1,35 +1,34 @@
-"""The bar-by-bar simulation, compiled with numba.
+"""The bar-by-bar simulation (`loop`), compiled with numba.
 
-The position rules themselves (sizing, costs, stops) live in `rules`, which the daemon's
-risk engine calls too; this loop adds the timing: the exposure wanted after bar t closes is
-traded at bar t+1's open, and only when it differs from the last exposure acted on (so a
-stop-out is not re-entered until the strategy changes its mind); resting stops are checked
-against every bar's range from the entry bar on; equity is marked at every close.
-"""
+The loop and the position rules it calls (`rules`, the domain's money rules) are plain
+Python; this module compiles them, caches the result on disk, and adds the batched form a
+sweep runs (`simulate_many`)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
+import numpy as np
 from numba import njit
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import register_jitable
 
 from .. import domain
-from . import rules
-from .rules import BUY, NONE, SELL, SIGNAL
+from . import loop, rules
+from .loop import FILL_FIELDS  # the layout of `fills_out`, for callers too
 
 # Everything compiled into these kernels. numba stamps a cached function with its own file
 # only, so `simulate` (this file) compiled with rules.py's functions inside would survive an
 # edit or upgrade of rules.py and keep running the old rules.
-_SOURCES = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (domain, rules))
+_SOURCES = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (domain, rules, loop))
                           + Path(__file__).read_bytes()).hexdigest()
 
-# the domain's money and position rules, callable from compiled code as they are (the domain
-# module itself stays free of numba for the daemon's sake)
-for _rule in (domain.cash_change, domain.add_to_position, domain.reduce_position):
+# the rules and the loop's helpers, callable from compiled code as they are (those modules
+# stay free of numba for the daemon's sake, and for the interpreted one-off run)
+for _rule in (domain.cash_change, domain.add_to_position, domain.reduce_position, rules.rebalance,
+              rules.exit_hit, rules.close_out, loop._record, loop._tally, loop.drawdown_step,
+              loop.returns_step, loop.stats_of):
     register_jitable(_rule)
 
 
@@ -66,130 +65,62 @@ def _no_cache_warning() -> None:
             "writable); compiling them in each process instead: set NUMBA_CACHE_DIR to a writable folder")
 
 
-# the shared position rules, compiled for this loop (the daemon runs them uncompiled)
-rebalance, exit_hit, close_out, add_to_position, reduce_position = (
-    _jit(f) for f in (rules.rebalance, rules.exit_hit, rules.close_out, domain.add_to_position,
-                      domain.reduce_position))
-
-FILL_FIELDS = ("bar", "side", "qty", "price", "fee", "reason")
+simulate = _jit(loop.simulate)
+equity_stats = _jit(loop.equity_stats)
 
 
-@_jit
-def _record(fills_out, row, bar, side, qty, price, fee, reason):
-    if fills_out.shape[0] > 0:
-        fills_out[row, 0] = bar
-        fills_out[row, 1] = side
-        fills_out[row, 2] = qty
-        fills_out[row, 3] = price
-        fills_out[row, 4] = fee
-        fills_out[row, 5] = reason
+# curves whose statistics one loop computes together (see _equity_stats_lanes)
+LANES = 4
 
 
 @_jit
-def _tally(pnl, trades, wins, gross_profit, gross_loss):
-    """Count one closed round trip."""
-    if pnl > 0.0:
-        return trades + 1, wins + 1, gross_profit + pnl, gross_loss
-    return trades + 1, wins, gross_profit, gross_loss - pnl
-
-
-@_jit
-def simulate(open_, high, low, close, target, stake, fee, slippage, stop_loss, take_profit,
-             cash0, equity_out, fills_out):
-    """Run the fill model over all bars.
-
-    `stop_loss`/`take_profit` <= 0 disable them. Writes the equity after each bar's close
-    into `equity_out` and, when `fills_out` has rows, one row per fill (FILL_FIELDS).
-    Returns (fills, trades, wins, gross_profit, gross_loss, bars_in_market).
-    """
-    n = close.shape[0]
-    cash = cash0
-    qty = 0.0
-    entry = 0.0
-    acted = 0.0
-    trade_cash = 0.0
-    n_fills = 0
-    trades = 0
-    wins = 0
-    gross_profit = 0.0
-    gross_loss = 0.0
-    bars_in = 0
-    for t in range(n):
-        held = qty > 0.0
-        if t > 0 and target[t - 1] != acted:
-            acted = target[t - 1]
-            side, amount, fill, paid, change = rebalance(acted, qty, cash, open_[t], stake, fee, slippage)
-            if side == BUY:
-                if qty <= 0.0:
-                    trade_cash = cash
-                qty, entry = add_to_position(qty, entry, amount, fill)
-            elif side == SELL:
-                qty = 0.0 if acted <= 0.0 else reduce_position(qty, amount)
-            if side != NONE:
-                cash += change
-                _record(fills_out, n_fills, t, side, amount, fill, paid, SIGNAL)
-                n_fills += 1
-                if side == SELL and qty <= 0.0:
-                    trades, wins, gross_profit, gross_loss = _tally(
-                        cash - trade_cash, trades, wins, gross_profit, gross_loss)
-        if qty > 0.0:
-            held = True
-            if stop_loss > 0.0 or take_profit > 0.0:
-                reason, price = exit_hit(entry, open_[t], high[t], low[t], stop_loss, take_profit, slippage)
-                if reason >= 0:
-                    paid, change = close_out(qty, price, fee)
-                    cash += change
-                    _record(fills_out, n_fills, t, SELL, qty, price, paid, reason)
-                    n_fills += 1
-                    qty = 0.0
-                    trades, wins, gross_profit, gross_loss = _tally(
-                        cash - trade_cash, trades, wins, gross_profit, gross_loss)
-        if held:
-            bars_in += 1
-        equity_out[t] = cash + qty * close[t]
-    return n_fills, trades, wins, gross_profit, gross_loss, bars_in
-
-
-@_jit
-def equity_stats(equity, cash0, bars_per_year):
-    """(total_return, sharpe, sortino, max_drawdown) of an equity curve, in one pass.
-
-    Returns are simple per-bar returns from bar 1 on; Sharpe = mean / sample std and
-    Sortino = mean / downside deviation (target 0, over all bars), both times
-    sqrt(bars_per_year); the risk-free rate is taken as 0. Max drawdown is the largest
-    fall from a running peak (starting capital included), as a positive fraction.
-    """
-    n = equity.shape[0]
-    peak = cash0
-    max_dd = 0.0
-    mean = 0.0
-    m2 = 0.0  # Welford's running sum of squared deviations: stable for tiny returns
-    down_sq = 0.0
+def _equity_stats_lanes(equity, rows, cash0, bars_per_year, stats_out):
+    """`loop.equity_stats` of the given rows of `equity` (at most LANES) in one pass over
+    the bars: one curve alone waits on each of its dependent divisions, several interleave.
+    The same steps per curve, so the same bits. Writes stats_out[k]: the four, then the
+    final equity."""
+    lanes = len(rows)
+    peak, max_dd = np.empty(LANES), np.zeros(LANES)
+    mean, m2, down_sq = np.zeros(LANES), np.zeros(LANES), np.zeros(LANES)
+    for j in range(lanes):
+        peak[j] = cash0[j]
+    n = equity.shape[1]
     count = 0
     for t in range(n):
-        e = equity[t]
-        if e > peak:
-            peak = e
-        elif e < peak * (1.0 - max_dd):
-            max_dd = 1.0 - e / peak
         if t > 0:
-            r = e / equity[t - 1] - 1.0
             count += 1
-            delta = r - mean
-            mean += delta / count
-            m2 += delta * (r - mean)
-            if r < 0.0:
-                down_sq += r * r
-    final = equity[n - 1] if n > 0 else cash0
-    total_return = final / cash0 - 1.0
-    sharpe = 0.0
-    sortino = 0.0
-    if count > 1:
-        var = m2 / (count - 1)
-        scale = math.sqrt(bars_per_year)
-        if var > 1e-30 and mean != 0.0:
-            sharpe = mean / math.sqrt(var) * scale
-        if mean != 0.0:
-            down = math.sqrt(down_sq / count)
-            sortino = mean / down * scale if down > 0.0 else math.inf
-    return total_return, sharpe, sortino, max_dd
+        for j in range(lanes):
+            e = equity[rows[j], t]
+            peak[j], max_dd[j] = loop.drawdown_step(e, peak[j], max_dd[j])
+            if t > 0:
+                mean[j], m2[j], down_sq[j] = loop.returns_step(e / equity[rows[j], t - 1] - 1.0, count,
+                                                               mean[j], m2[j], down_sq[j])
+    for j in range(lanes):
+        final = equity[rows[j], n - 1]
+        stats_out[j, 0], stats_out[j, 1], stats_out[j, 2], stats_out[j, 3] = loop.stats_of(
+            final, cash0[j], count, mean[j], m2[j], down_sq[j], max_dd[j], bars_per_year)
+        stats_out[j, 4] = final
+
+
+@_jit
+def simulate_many(open_, high, low, close, targets, stake, fee, slippage, stop_loss, take_profit, cash0,
+                  bars_per_year, equity_out, counts_out, stats_out):
+    """`simulate` + `equity_stats` of each row of `targets` (one variant each; the settings
+    are arrays, one value per variant), in one call that holds no GIL: a sweep's chunk.
+
+    `equity_out` holds a row per variant (the curves are kept) or LANES rows (reused).
+    Writes counts_out[k] (simulate's six counts) and stats_out[k] (equity_stats' four, then
+    the final equity)."""
+    no_fills = np.empty((0, len(FILL_FIELDS)))
+    total = targets.shape[0]
+    keep = equity_out.shape[0] >= total
+    for k0 in range(0, total, LANES):
+        k1 = min(k0 + LANES, total)
+        rows = np.arange(k0, k1) if keep else np.arange(k1 - k0)
+        for k in range(k0, k1):
+            counts = simulate(open_, high, low, close, targets[k], stake[k], fee[k], slippage[k], stop_loss[k],
+                              take_profit[k], cash0[k], equity_out[rows[k - k0]], no_fills)
+            n_fills, trades, wins, gross_profit, gross_loss, bars_in = counts
+            counts_out[k, 0], counts_out[k, 1], counts_out[k, 2] = n_fills, trades, wins
+            counts_out[k, 3], counts_out[k, 4], counts_out[k, 5] = gross_profit, gross_loss, bars_in
+        _equity_stats_lanes(equity_out, rows, cash0[k0:k1], bars_per_year, stats_out[k0:k1])

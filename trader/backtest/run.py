@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -11,9 +13,17 @@ from strategies import indicators
 
 from ..config import StrategyConfig
 from ..timeframes import bars_per_year, timeframe_seconds
-from . import kernel, rules
+from . import loop, rules
 from .result import BacktestResult, Fills, Metrics
 
+# A one-off run (the `trader backtest` command) interprets the loop up to this many bars:
+# importing numba and loading its cached kernels takes 0.5-1 s, the interpreted loop about
+# 2 us a bar. Library calls and sweeps always run compiled.
+ONE_OFF_INTERPRETED_BARS = 150_000
+# Bars x variants of exposures a sweep holds at once (float64: 16 MB), and the threads the
+# compiled kernel runs them on (it holds no GIL).
+_CHUNK_CELLS = 2_000_000
+_WORKERS = 2
 
 
 class _Prices:
@@ -38,26 +48,34 @@ class _Prices:
 
 
 def _simulate(prices: _Prices, config: StrategyConfig, target: np.ndarray, equity: np.ndarray,
-              fills: np.ndarray) -> tuple[Metrics, tuple]:
+              fills: np.ndarray, compiled: bool = True) -> tuple[Metrics, tuple]:
     risk = config.risk
-    counts = kernel.simulate(
-        prices.open, prices.high, prices.low, prices.close, target,
-        risk.stake_fraction, risk.fee, risk.slippage,
-        risk.stop_loss or 0.0, risk.take_profit or 0.0,
-        config.capital, equity, fills,
-    )
-    stats = kernel.equity_stats(equity, config.capital, prices.bars_per_year)
+    settings = (risk.stake_fraction, risk.fee, risk.slippage, risk.stop_loss or 0.0, risk.take_profit or 0.0,
+                config.capital)
+    if compiled:
+        from . import kernel
+
+        counts = kernel.simulate(prices.open, prices.high, prices.low, prices.close, target, *settings, equity, fills)
+        stats = kernel.equity_stats(equity, config.capital, prices.bars_per_year)
+    else:  # Python floats (lists), not numpy scalars: the compiled loop's arithmetic
+        counts = loop.simulate(prices.open.tolist(), prices.high.tolist(), prices.low.tolist(),
+                               prices.close.tolist(), target.tolist(), *settings, equity, fills)
+        stats = loop.equity_stats(equity.tolist(), config.capital, prices.bars_per_year)
     metrics = Metrics.from_run(stats, counts, equity[-1], prices.n, prices.span)
     return metrics, counts
 
 
-def run_backtest(ohlcv: pd.DataFrame, config: StrategyConfig) -> BacktestResult:
-    """Backtest `config` over the bars of `ohlcv` (a frame from `trader.ohlcv.load_ohlcv`)."""
+def run_backtest(ohlcv: pd.DataFrame, config: StrategyConfig, one_off: bool = False) -> BacktestResult:
+    """Backtest `config` over the bars of `ohlcv` (a frame from `trader.ohlcv.load_ohlcv`).
+
+    `one_off`: the process runs this one backtest (a command), so up to
+    ONE_OFF_INTERPRETED_BARS bars are simulated without loading numba (the same bits)."""
     prices = _Prices(ohlcv, config.timeframe)
     target = config.strategy_def().exposure(ohlcv, config.params)
     equity = np.empty(prices.n)
-    fills = np.empty((2 * prices.n + 1, len(kernel.FILL_FIELDS)))
-    metrics, counts = _simulate(prices, config, target, equity, fills)
+    fills = np.empty((2 * prices.n + 1, len(loop.FILL_FIELDS)))
+    compiled = not one_off or prices.n > ONE_OFF_INTERPRETED_BARS
+    metrics, counts = _simulate(prices, config, target, equity, fills, compiled)
     index = ohlcv.index
     rows = fills[: counts[0]]
     # whole columns at once; Fill objects (a Timestamp each) only for fills looked at one by one
@@ -86,25 +104,21 @@ def sweep(
     between variants (the same window on the same column) are computed once.
     """
     prices = _Prices(ohlcv, base.timeframe)
-    strategy = base.strategy_def()
-    equity = np.empty(prices.n)
-    no_fills = np.empty((0, len(kernel.FILL_FIELDS)))
+    configs, changed = [], []
+    for i, variant in enumerate(variants):
+        if isinstance(variant, StrategyConfig):
+            _same_market(i, variant, base)
+            configs.append(variant)
+            changed.append({})
+        else:
+            changed.append(dict(variant))
+            configs.append(base.with_values(changed[-1]))
+    counts, stats = _run_many(ohlcv, prices, base, configs, None, progress)
     rows = []
-    with indicators.memo():
-        for i, variant in enumerate(variants):
-            if isinstance(variant, StrategyConfig):
-                config, changes = variant, {}
-                if (config.strategy, config.timeframe) != (base.strategy, base.timeframe):
-                    raise ValueError(f"variant {i} trades {config.strategy} on {config.timeframe}, "
-                                     f"not {base.strategy} on {base.timeframe}")
-            else:
-                changes = dict(variant)
-                config = base.with_values(changes)
-            target = strategy.exposure(ohlcv, config.params)
-            metrics, _ = _simulate(prices, config, target, equity, no_fills)
-            rows.append({"version": config.version, **changes, **metrics.to_dict()})
-            if progress is not None:
-                progress(i + 1, len(variants))
+    for config, changes, c, s in zip(configs, changed, counts.tolist(), stats.tolist()):
+        run_counts = (int(c[0]), int(c[1]), int(c[2]), c[3], c[4], int(c[5]))
+        metrics = Metrics.from_run((s[0], s[1], s[2], s[3]), run_counts, s[4], prices.n, prices.span)
+        rows.append({"version": config.version, **changes, **metrics.to_dict()})
     return pd.DataFrame(rows)
 
 
@@ -118,16 +132,54 @@ def equity_curves(
     all the bars: what walk-forward scoring slices into folds without restarting a position
     at each fold. Indicators shared between variants are computed once."""
     prices = _Prices(ohlcv, base.timeframe)
-    strategy = base.strategy_def()
+    for i, config in enumerate(variants):
+        _same_market(i, config, base)
     out = np.empty((len(variants), prices.n))
-    no_fills = np.empty((0, len(kernel.FILL_FIELDS)))
-    with indicators.memo():
-        for i, config in enumerate(variants):
-            if (config.strategy, config.timeframe) != (base.strategy, base.timeframe):
-                raise ValueError(f"variant {i} trades {config.strategy} on {config.timeframe}, "
-                                 f"not {base.strategy} on {base.timeframe}")
-            target = strategy.exposure(ohlcv, config.params)
-            _simulate(prices, config, target, out[i], no_fills)
-            if progress is not None:
-                progress(i + 1, len(variants))
+    _run_many(ohlcv, prices, base, list(variants), out, progress)
     return out
+
+
+def _same_market(i: int, config: StrategyConfig, base: StrategyConfig) -> None:
+    if (config.strategy, config.timeframe) != (base.strategy, base.timeframe):
+        raise ValueError(f"variant {i} trades {config.strategy} on {config.timeframe}, "
+                         f"not {base.strategy} on {base.timeframe}")
+
+
+def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, configs: list[StrategyConfig],
+              curves: np.ndarray | None, progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every config's counts (K x 6) and stats (K x 5: equity_stats, final equity), curves kept
+    in `curves` when given. A chunk's signals are computed here (sharing indicators), then the
+    compiled kernel runs it split across threads; each variant's arithmetic is the same as
+    alone, so the bits do not depend on the threads."""
+    from . import kernel
+
+    total, n = len(configs), prices.n
+    counts, stats = np.empty((total, 6)), np.empty((total, 5))
+    risk = [c.risk for c in configs]
+    settings = [np.array(v, dtype=np.float64) for v in (
+        [r.stake_fraction for r in risk], [r.fee for r in risk], [r.slippage for r in risk],
+        [r.stop_loss or 0.0 for r in risk], [r.take_profit or 0.0 for r in risk], [c.capital for c in configs])]
+    strategy = base.strategy_def()
+    chunk = max(1, min(total, _CHUNK_CELLS // n))
+
+    def run(lo: int, hi: int, targets: np.ndarray) -> None:
+        kernel.simulate_many(prices.open, prices.high, prices.low, prices.close, targets,
+                             *(v[lo:hi] for v in settings), prices.bars_per_year,
+                             curves[lo:hi] if curves is not None else np.empty((kernel.LANES, n)),
+                             counts[lo:hi], stats[lo:hi])
+
+    workers = min(_WORKERS, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool, indicators.memo():
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            targets = np.empty((hi - lo, n))
+            for k in range(lo, hi):
+                targets[k - lo] = strategy.exposure(ohlcv, configs[k].params)
+            # the signals first, then the kernel on all cores: a thread running while this
+            # one computes signals would wait for the GIL at every Python step of its own
+            parts = np.array_split(np.arange(lo, hi), workers)
+            for future in [pool.submit(run, p[0], p[-1] + 1, targets[p[0] - lo:p[-1] + 1 - lo]) for p in parts if len(p)]:
+                future.result()
+            for k in range(lo, hi) if progress is not None else ():
+                progress(k + 1, total)
+    return counts, stats

@@ -90,6 +90,25 @@ def test_sweep_equals_one_backtest_per_variant(btc, config):
             assert row[key] == pytest.approx(getattr(expected.metrics, key), rel=1e-12), (changes, key)
 
 
+def test_sweep_and_equity_curves_give_the_bits_of_one_backtest_each(btc, config):
+    """The sweep's batched kernel (variants side by side, on threads) changes no bit, nor does
+    the interpreted loop of a one-off run (`trader backtest`)."""
+    from trader.backtest import equity_curves
+
+    variants = [{"fast": f} for f in (5, 12, 20, 33)] + [{"stop_loss": 0.1}, {"take_profit": 0.2}]
+    singles = [config.with_values(v) for v in variants]
+    table = sweep(btc, config, variants).to_dict("records")
+    curves = equity_curves(btc, config, singles)
+    for row, single, curve in zip(table, singles, curves):
+        expected = run_backtest(btc, single)
+        assert {key: row[key] for key in METRIC_KEYS} == expected.metrics.to_dict()
+        assert curve.tobytes() == expected.equity.to_numpy().tobytes()
+        one_off = run_backtest(btc, single, one_off=True)
+        assert one_off.metrics == expected.metrics
+        assert one_off.equity.to_numpy().tobytes() == expected.equity.to_numpy().tobytes()
+        pd.testing.assert_frame_equal(one_off.fills_frame(), expected.fills_frame(), check_exact=True)
+
+
 def test_sweep_rejects_a_variant_outside_the_tunable_bounds(btc, config):
     from trader.errors import ConfigError
 

@@ -41,7 +41,7 @@ def copy_sources(tmp_path: Path) -> Path:
     (package / "backtest").mkdir(parents=True)
     for name in ("__init__.py", "backtest/__init__.py"):
         (package / name).write_text("")
-    for name in ("domain.py", "backtest/kernel.py", "backtest/rules.py"):
+    for name in ("domain.py", "backtest/kernel.py", "backtest/loop.py", "backtest/rules.py"):
         shutil.copy(SOURCES / name, package / name)
     return package
 

@@ -69,3 +69,44 @@ def test_a_higher_fee_never_raises_the_return(market, r, extra):
     _, cheap = simulate(market, **r)
     _, dear = simulate(market, **{**r, "fee": r["fee"] + extra})
     assert dear[-1] <= cheap[-1] * (1 + 1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(markets(), risk)
+def test_the_interpreted_loop_gives_the_compiled_bits(market, r):
+    """`trader backtest` runs a short file through `loop` as plain Python (no numba to load):
+    the same fills, equity and statistics, bit for bit, as the compiled kernel."""
+    from trader.backtest import loop
+
+    o, h, l, c, t = market
+    args = (r["stake"], r["fee"], r["slippage"], r["stop_loss"], r["take_profit"], 1000.0)
+    equity, fills = np.empty(N), np.zeros((2 * N + 1, 6))
+    counts = kernel.simulate(o, h, l, c, t, *args, equity, fills)
+    equity_py, fills_py = np.empty(N), np.zeros((2 * N + 1, 6))
+    counts_py = loop.simulate(o.tolist(), h.tolist(), l.tolist(), c.tolist(), t.tolist(), *args, equity_py, fills_py)
+    assert counts_py == counts
+    assert equity_py.tobytes() == equity.tobytes() and fills_py.tobytes() == fills.tobytes()
+    assert loop.equity_stats(equity.tolist(), 1000.0, 8760.0) == kernel.equity_stats(equity, 1000.0, 8760.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(markets(), min_size=1, max_size=9), risk)
+def test_the_batched_kernel_gives_each_variant_its_own_bits(markets_, r):
+    """A sweep's `simulate_many` (several variants, their statistics computed side by side)
+    against `simulate` + `equity_stats` run once per variant."""
+    o, h, l, c, _ = markets_[0]
+    targets = np.array([m[4] for m in markets_])
+    k = len(targets)
+    settings_ = [np.full(k, r[name]) for name in ("stake", "fee", "slippage", "stop_loss", "take_profit")]
+    cash = np.linspace(500.0, 1500.0, k)
+    curves, counts, stats = np.empty((k, N)), np.empty((k, 6)), np.empty((k, 5))
+    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, curves, counts, stats)
+    scratch_counts, scratch_stats = np.empty((k, 6)), np.empty((k, 5))
+    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, np.empty((kernel.LANES, N)),
+                         scratch_counts, scratch_stats)
+    assert scratch_counts.tobytes() == counts.tobytes() and scratch_stats.tobytes() == stats.tobytes()
+    for i in range(k):
+        equity = np.empty(N)
+        one = kernel.simulate(o, h, l, c, targets[i], *(s[i] for s in settings_), cash[i], equity, np.empty((0, 6)))
+        assert tuple(counts[i]) == one and equity.tobytes() == curves[i].tobytes()
+        assert tuple(stats[i]) == (*kernel.equity_stats(equity, cash[i], 8760.0), equity[-1])
