@@ -374,8 +374,8 @@ def command_rows(df: pd.DataFrame, repeats: int, trees: dict[str, Path | None]) 
 def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
     """Time each stage of `trader.backtest.sweep` for all 100 variants, stage by stage.
 
-    Mirrors the loop in trader/backtest/run.py (same public pieces, same order), so the
-    stages add up to about the sweep's own time.
+    Mirrors trader/backtest/run.py (`sweep` and `_run_many`: same public pieces, same order),
+    so the stages add up to about the sweep's own time.
     """
     from strategies import indicators
     from trader.backtest import kernel
@@ -384,51 +384,43 @@ def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
 
     prices = _Prices(df, base.timeframe)
     strategy = base.strategy_def()
-    equity = np.empty(prices.n)
-    no_fills = np.empty((0, len(kernel.FILL_FIELDS)))
+    k = len(variants)
     stages: dict[str, list[float]] = {}
 
     def stage(name, fn):
         stages.setdefault(name, []).append(_clock(fn))
 
     for _ in range(repeats + 1):  # the first round is a warm-up, dropped below
-        configs, targets, counts, stats = [], [], [], []
-
-        def build():
-            for changes in variants:
-                config = base
-                for key, value in changes.items():
-                    config = config.with_value(key, value)
-                configs.append(config)
-
-        stage("configs: with_value (pydantic re-validation)", build)
+        configs: list = []
+        targets = np.empty((k, prices.n))
+        counts, stats = np.empty((k, 6)), np.empty((k, 5))
+        stage("configs: with_values (pydantic re-validation)", lambda: configs.extend(base.with_values(v) for v in variants))
         stage("version hash (json + sha256)", lambda: [c.version for c in configs])
 
         def signals():
             with indicators.memo():
-                targets.extend(strategy.exposure(df, c.params) for c in configs)
+                for i, c in enumerate(configs):
+                    targets[i] = strategy.exposure(df, c.params)
 
         stage("signals: 20 pandas rolling means (memo) + 100 compares", signals)
-
-        def simulate():
-            for c, t in zip(configs, targets):
-                r = c.risk
-                counts.append(kernel.simulate(prices.open, prices.high, prices.low, prices.close, t,
-                                              r.stake_fraction, r.fee, r.slippage, 0.0, 0.0,
-                                              c.capital, equity, no_fills))
-                stats.append(kernel.equity_stats(equity, c.capital, prices.bars_per_year))
-
-        stage("numba kernels: simulate + equity_stats", simulate)
+        settings = [np.full(k, v) for v in (1.0, FEE, 0.0, 0.0, 0.0, CASH)]
+        stage("numba kernel: simulate_many (simulate + equity_stats)", lambda: kernel.simulate_many(
+            prices.open, prices.high, prices.low, prices.close, targets, *settings, prices.bars_per_year,
+            np.empty((kernel.LANES, prices.n)), counts, stats))
 
         def metrics():
-            rows = [{"version": c.version, **v, **Metrics.from_run(s, k, equity[-1], prices.n, prices.span).to_dict()}
-                    for c, v, s, k in zip(configs, variants, stats, counts)]
+            rows = [{"version": c.version, **v, **Metrics.from_run(tuple(s[:4]), (int(n[0]), int(n[1]), int(n[2]), n[3], n[4], int(n[5])),
+                                                                    s[4], prices.n, prices.span).to_dict()}
+                    for c, v, s, n in zip(configs, variants, stats.tolist(), counts.tolist())]
             pd.DataFrame(rows)
 
         stage("Metrics + rows + DataFrame", metrics)
 
-    # equity_stats alone (it shares the kernel stage above)
-    stages["  of which equity_stats"] = timed(
+    # equity_stats one curve at a time, for comparison with the kernel's side-by-side form
+    equity = np.empty(prices.n)
+    kernel.simulate(prices.open, prices.high, prices.low, prices.close, targets[0], 1.0, FEE, 0.0, 0.0, 0.0, CASH,
+                    equity, np.empty((0, len(kernel.FILL_FIELDS))))
+    stages["  (equity_stats one curve at a time, x100)"] = timed(
         lambda: [kernel.equity_stats(equity, CASH, prices.bars_per_year) for _ in variants], repeats, 1)
     return {name: statistics.median(times[1:] if not name.startswith("  ") else times)
             for name, times in stages.items()}

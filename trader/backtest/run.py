@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -20,10 +18,10 @@ from .result import BacktestResult, Fills, Metrics
 # importing numba and loading its cached kernels takes 0.5-1 s, the interpreted loop about
 # 2 us a bar. Library calls and sweeps always run compiled.
 ONE_OFF_INTERPRETED_BARS = 150_000
-# Bars x variants of exposures a sweep holds at once (float64: 16 MB), and the threads the
-# compiled kernel runs them on (it holds no GIL).
+# Bars x variants of exposures a sweep holds at once (float64: 16 MB). The kernel runs them in
+# the calling thread: handing chunks to a second thread was slower on a loaded 2-core machine
+# (its wake-ups cost more than it saved); the kernel holds no GIL, so callers may.
 _CHUNK_CELLS = 2_000_000
-_WORKERS = 2
 
 
 class _Prices:
@@ -148,9 +146,8 @@ def _same_market(i: int, config: StrategyConfig, base: StrategyConfig) -> None:
 def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, configs: list[StrategyConfig],
               curves: np.ndarray | None, progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray]:
     """Every config's counts (K x 6) and stats (K x 5: equity_stats, final equity), curves kept
-    in `curves` when given. A chunk's signals are computed here (sharing indicators), then the
-    compiled kernel runs it split across threads; each variant's arithmetic is the same as
-    alone, so the bits do not depend on the threads."""
+    in `curves` when given. A chunk's signals are computed first (sharing indicators), then
+    one kernel call runs the chunk; each variant's arithmetic is the same as alone."""
     from . import kernel
 
     total, n = len(configs), prices.n
@@ -168,18 +165,13 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
                              curves[lo:hi] if curves is not None else np.empty((kernel.LANES, n)),
                              counts[lo:hi], stats[lo:hi])
 
-    workers = min(_WORKERS, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool, indicators.memo():
+    with indicators.memo():
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
             targets = np.empty((hi - lo, n))
             for k in range(lo, hi):
                 targets[k - lo] = strategy.exposure(ohlcv, configs[k].params)
-            # the signals first, then the kernel on all cores: a thread running while this
-            # one computes signals would wait for the GIL at every Python step of its own
-            parts = np.array_split(np.arange(lo, hi), workers)
-            for future in [pool.submit(run, p[0], p[-1] + 1, targets[p[0] - lo:p[-1] + 1 - lo]) for p in parts if len(p)]:
-                future.result()
+            run(lo, hi, targets)
             for k in range(lo, hi) if progress is not None else ():
                 progress(k + 1, total)
     return counts, stats
