@@ -42,14 +42,15 @@ class RiskEngine:
         self.goals = goals
         self.limits = limits
         self.round_amount = round_amount  # live: floor to the market's precision
+        self.stop_on_exchange = False  # a stop rests on the exchange: the candle-close check stands down
 
     # -- exits resting on an open position ------------------------------------------------
     def exit_for_bar(self, qty: float, entry: float, open_: float, high: float, low: float) -> OrderPlan | None:
         risk = self.config.risk
         if self.is_dust(qty) or not (risk.stop_loss or risk.take_profit):
             return None
-        reason, price = rules.exit_hit(entry, open_, high, low, risk.stop_loss or 0.0,
-                                       risk.take_profit or 0.0, risk.slippage)
+        stop_loss = 0.0 if self.stop_on_exchange else risk.stop_loss or 0.0
+        reason, price = rules.exit_hit(entry, open_, high, low, stop_loss, risk.take_profit or 0.0, risk.slippage)
         if reason < 0:
             return None
         paid, _ = rules.close_out(qty, price, risk.fee)
