@@ -229,6 +229,10 @@ def _status(args: argparse.Namespace) -> int:
     if "position" in snap:
         pos = snap["position"]
         table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))
+    if (guard := snap.get("protection")) and guard["in_force"] != "none":
+        where = {"exchange_stop": "stop order resting on the exchange",
+                 "candle_close": "stop checked at each candle close"}[guard["in_force"]]
+        table.add_row("protection", f"{where} at {guard['stop_price']:,.2f}")
     if snap.get("last_event"):
         ev = snap["last_event"]
         table.add_row("last event", Text(f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,6 +40,7 @@ from trader.exchange_client import (  # Credentials, HttpStatus, point_api_at: a
     retry_after,
 )
 from trader.exchange_errors import translate, with_retry_after
+from trader.exchange_orders import AccountOrders
 from trader.ohlcv import COLUMNS
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ExchangeOrder:
 # -- the adapter ----------------------------------------------------------------------------
 
 
-class ExchangeAdapter:
+class ExchangeAdapter(AccountOrders):
     """One ccxt exchange and one symbol, with errors translated and secrets kept out of text."""
 
     fills_page_size = 1000  # Binance's maximum for myTrades; tests lower it to exercise paging
@@ -222,36 +222,6 @@ class ExchangeAdapter:
             raise self._unknown(f"create order: no order id in the answer: {self._scrub(str(order)[:200])}")
         return self._order(order, client_order_id)
 
-    def supports_stop_orders(self) -> bool:
-        """Whether a stop-market sell can rest on this exchange for this market (ccxt's `has`,
-        and the market's own list of order types where the exchange gives one, as Binance does)."""
-        if not self.client.has.get("createStopLossOrder"):
-            return False
-        types = ((self.client.markets or {}).get(self.symbol) or {}).get("info", {}).get("orderTypes")
-        return types is None or "STOP_LOSS" in types or "STOP_MARKET" in types
-
-    def round_price(self, price: float) -> float:
-        """To the market's price step, to the nearest (a stop level a fraction of a tick off is
-        the same level)."""
-        step = Decimal(repr(self.market_rules().price_step))
-        return float((Decimal(repr(float(price))) / step).to_integral_value() * step)
-
-    def create_stop_order(self, side: str, amount: float, stop_price: float, client_order_id: str) -> ExchangeOrder:
-        """A stop-market order resting on the exchange (ccxt's unified stopLossPrice)."""
-        side = _side(side)
-        self._require_credentials()
-        self.market_rules()
-        order = self._call(
-            "create stop order",
-            lambda: self.client.create_order(self.symbol, "market", side, amount, None,
-                                             {"clientOrderId": client_order_id, "stopLossPrice": stop_price}),
-            on_order=True,
-            placing=True,
-        )
-        if not isinstance(order, dict) or not order.get("id"):
-            raise self._unknown(f"create stop order: no order id in the answer: {self._scrub(str(order)[:200])}")
-        return self._order(order, client_order_id)
-
     def fetch_order(self, client_order_id: str) -> ExchangeOrder | None:
         """The order with this client id, with its fills; None when the exchange does not know it."""
         self._require_credentials()
@@ -380,22 +350,6 @@ class ExchangeAdapter:
             time=datetime.fromtimestamp(int(stamp) / 1000, tz=timezone.utc),
             fee_quote=self._fee_value(cost, currency),
         )
-
-    def _fee_value(self, cost: float, currency: str) -> float | None:
-        """A fee charged in a third currency (BNB), in the quote currency at that currency's
-        price now; None for base and quote fees, or when the exchange lists no such market."""
-        rules = self._rules
-        if not cost or rules is None or currency in (rules.base, rules.quote):
-            return None
-        symbol = f"{currency}/{rules.quote}"
-        if symbol not in (self.client.markets or {}):
-            return None
-        when, price = self._fee_prices.get(currency, (0.0, 0.0))
-        if time.monotonic() - when > 60.0:  # a fresh price per minute is plenty for a fee
-            ticker = self._call("fetch fee currency price", lambda: self.client.fetch_ticker(symbol))
-            price = float(ticker.get("last") or ticker.get("close") or 0.0)
-            self._fee_prices[currency] = (time.monotonic(), price)
-        return cost * price if price > 0 else None
 
     def _client_id_of(self, order_id: str) -> str | None:
         """myTrades does not name client ids: look each order up once (ids never change)."""

@@ -40,6 +40,7 @@ def snapshot(session: Session, book: str) -> dict:
             "entry_price": position.entry_price if position and position.qty > 0 else None,
             "target": position.acted_target if position else 0.0,
         },
+        "protection": _protection(session, book, state, position),
         "equity": equity,
         "pnl": _pnl(session, book, position, last),
         "cash": cash,
@@ -59,6 +60,23 @@ def _cash_now(session: Session, book: str, position, last) -> float | None:
         return last.cash if last else None
     balance = session.get(Balance, (book, split_symbol(position.symbol)[1]))
     return balance.free if balance is not None else (last.cash if last else None)
+
+
+def _protection(session: Session, book: str, state, position) -> dict:
+    """Which protection the position has: a stop resting on the exchange (its level and
+    order), the level checked at each candle close, or none."""
+    from .ledger.models import StrategyVersion
+    from .protection import InForce, in_force, resting
+
+    version = session.get(StrategyVersion, state.strategy_version) if state.strategy_version else None
+    stop_loss = ((version.settings or {}).get("risk") or {}).get("stop_loss") if version else None
+    qty = position.qty if position else 0.0
+    kind = in_force(session, book, qty, stop_loss)
+    if kind == InForce.EXCHANGE_STOP:
+        order = resting(session, book)
+        return {"in_force": kind.value, "stop_price": order.price, "order": order.client_order_id}
+    level = position.entry_price * (1.0 - stop_loss) if kind == InForce.CANDLE_CLOSE else None
+    return {"in_force": kind.value, "stop_price": level, "order": None}
 
 
 def _pnl(session: Session, book: str, position, last) -> dict | None:

@@ -179,3 +179,19 @@ def test_a_gap_through_the_stop_exits_at_the_gap_in_backtest_paper_and_live(btc,
     assert live_exit.time == frame.index[at].to_pydatetime()
     # within the slippage model the backtest applies to a stop's market fill
     assert abs(live_exit.price - backtest_price) <= gap * slippage + 0.01
+
+
+def test_status_says_which_protection_is_in_force(btc, stop_config, tmp_path):
+    from trader import status
+
+    with LocalExchange(btc.iloc[:400], symbol="BTC/USDT", balances={"USDT": 10_000.0}) as ex:
+        rig = Rig(ex, stop_config, f"sqlite:///{tmp_path / 'st.db'}")
+        i = 100
+        while protection_of(rig) != InForce.EXCHANGE_STOP:
+            rig.step(i)
+            i += 1
+        with rig.factory() as s:
+            snap = status.snapshot(s, "main")
+            stop = store.order_by_client_id(s, snap["protection"]["order"])
+    assert snap["protection"]["in_force"] == "exchange_stop"
+    assert snap["protection"]["stop_price"] == stop.price and stop.status == OrderStatus.OPEN
