@@ -51,6 +51,9 @@ from trader.localexchange import faults  # noqa: E402
 CANDLES, ORDER, LOOKUP, BALANCE = "GET /api/v3/klines", "POST /api/v3/order", "GET /api/v3/order", "GET /api/v3/account"
 INSUFFICIENT = faults.http_error(400, -2010, "Account has insufficient balance for requested action.")
 KILL_WEIGHTS = {"order": 0.5, "tick": 0.2, "uniform": 0.15, "startup": 0.15}
+# with a stop resting on the exchange: also right after one is placed or cancelled
+STOP_LOSS = 0.002  # the 1-second candles swing 0.4%: stops fire every few positions
+KILL_WEIGHTS_WITH_STOPS = {"order": 0.3, "protect": 0.3, "tick": 0.15, "uniform": 0.1, "startup": 0.15}
 RSS_BOUND_MB = 50.0
 
 
@@ -69,11 +72,14 @@ def table(title: str, rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> s
 # -- kills -----------------------------------------------------------------------------------
 
 
-def run_kills(n: int, seed: int, root: Path) -> dict:
+def run_kills(n: int, seed: int, root: Path, fee_mode: str = "quote", stop_loss: float | None = None,
+              downtime: float = 0.0) -> dict:
     started = time.time()
-    world = H.LiveWorld(root / "kills", seed, future=3600 + 30 * n)
+    world = H.LiveWorld(root / f"kills-{fee_mode}-{stop_loss}", seed, future=3600 + 30 * n, fee_mode=fee_mode,
+                        strategy=H.strategy_yaml(stop_loss=stop_loss))
     rng = np.random.default_rng(seed)
-    modes, weights = zip(*KILL_WEIGHTS.items())
+    weights_by_mode = KILL_WEIGHTS_WITH_STOPS if stop_loss else KILL_WEIGHTS
+    modes, weights = zip(*weights_by_mode.items())
     records: list[H.KillRecord] = []
     try:
         for k in range(1, n + 1):
@@ -82,9 +88,12 @@ def run_kills(n: int, seed: int, root: Path) -> dict:
             records.append(record)
             log(f"  kill {k:3d}/{n} {mode:8s} at {record.seconds:5.2f} s: {record.category}"
                 + (f"  PROBLEMS: {record.problems}" if record.problems else ""))
+            if downtime:
+                time.sleep(downtime)  # down: a resting stop may fire meanwhile
         code, final_problems = H.settle(world)
         final = world.check()
         hits = world.exchange.hits()
+        stops = [o for o in world.exchange.orders if o["type"] == "STOP_LOSS"]
         weight = H.max_weight_per_minute(world.exchange, hits)
         orders_10s = H.max_orders_per_10s(hits)
     finally:
@@ -105,6 +114,9 @@ def run_kills(n: int, seed: int, root: Path) -> dict:
             "placed" in p for p in final.problems), "fills_lost": len(missing), "final_exit_code": code,
         "max_weight_per_minute": weight, "max_orders_per_10s": orders_10s,
         "seconds": round(time.time() - started, 1), "problems": problems,
+        "fee_mode": fee_mode, "stop_loss": stop_loss,
+        "stops": {status: sum(o["status"] == status for o in stops) for status in ("FILLED", "CANCELED", "NEW")},
+        "stops_rejected_in_ledger": dict(final.ledger_orders).get("rejected", 0),
     }
 
 
@@ -150,6 +162,7 @@ class FaultCase:
     name: str
     injections: list[tuple[str, Any, int]]
     retry_after: float | None = None
+    stop_loss: float | None = None  # a stop resting on the exchange while a position is open
 
 
 FAULT_CASES = [
@@ -172,12 +185,21 @@ FAULT_CASES = [
     FaultCase("clock skew +20 s on the order", [(ORDER, faults.clock_skew(20_000), 1)]),
     FaultCase("clock skew -5 s on the balance", [(BALANCE, faults.clock_skew(-5_000), 1)]),
     FaultCase("insufficient balance on the order", [(ORDER, INSUFFICIENT, 1)]),
+    FaultCase("market order left open, partly filled (cancelled next tick)", [(ORDER, faults.stay_open(1), 1)]),
+    FaultCase("market order expired after a partial fill", [(ORDER, faults.expire(1), 1)]),
+    FaultCase("market order expired at the next candle", [(ORDER, faults.expire_later(1), 1)]),
+    FaultCase("market order rejected after it was accepted", [(ORDER, faults.reject_later(), 1)]),
+    FaultCase("the exchange refuses orders twice, stops on (the stop among them)",
+              [(ORDER, faults.http_error(400, -2010, "Order type not allowed for this API key."), 2)],
+              stop_loss=0.002),
+    FaultCase("dropped after the stop (or an order) was accepted, stops on",
+              [(ORDER, faults.drop_after_accept(), 2)], stop_loss=0.002),
 ]
 
 
 def run_fault(case: FaultCase, root: Path, seed: int) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in case.name.lower())[:50]
-    world = H.LiveWorld(root / "faults" / slug, seed)
+    world = H.LiveWorld(root / "faults" / slug, seed, strategy=H.strategy_yaml(stop_loss=case.stop_loss))
     row: dict[str, Any] = {"fault": case.name, "problems": []}
     d = world.daemon()
     try:
@@ -393,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=50, help="SIGKILLs of the real daemon (default 50)")
     parser.add_argument("--soak-days", type=float, default=30.0, help="simulated days of 1-minute candles (default 30)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", default="kills,probe,faults,soak,inputs",
+    parser.add_argument("--mode-kills", type=int, default=20,
+                        help="stops: SIGKILLs per fee mode with a stop resting on the exchange (default 20)")
+    parser.add_argument("--only", default="kills,stops,probe,faults,soak,inputs",
                         help="comma-separated parts to run (default: all)")
     parser.add_argument("--sample-every", type=int, default=500, help="soak: ticks between RSS samples")
     parser.add_argument("--fault-every", type=int, default=240, help="soak: ticks between injected faults")
@@ -411,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     if "kills" in parts:
         log(f"\n== kill -9 x {args.kills}")
         results["kills"] = run_kills(args.kills, args.seed, root)
+    if "stops" in parts:
+        results["stops"] = []
+        for mode in ("quote", "base", "third"):
+            log(f"\n== kill -9 x {args.mode_kills}, fees in {mode}, a stop resting on the exchange, 2 s down each")
+            results["stops"].append(run_kills(args.mode_kills, args.seed, root, mode, STOP_LOSS, downtime=2.0))
     if "probe" in parts:
         log("\n== probe: kill while an order request is still in flight")
         results["probe"] = run_probe(root, args.seed)
@@ -452,6 +481,14 @@ def report(results: dict) -> bool:
             ("busiest 10 s (orders, limit 100)", str(k["max_orders_per_10s"])),
             ("fills lost (kills)", str(k["fills_lost"])),
         ]
+    for k in results.get("stops", []):
+        unexpected += k["problems"]
+        rows.append((f"kills, fees in {k['fee_mode']}, stops on the exchange",
+                     f"{k['survived']}/{k['kills']} survived (" + ", ".join(f"{m} {n}" for m, n in k["by_mode"].items())
+                     + f"); {k['exchange_orders']} orders, {k['exchange_trades']} trades, {k['ledger_fills']} fills; "
+                     f"stops filled {k['stops']['FILLED']}, cancelled {k['stops']['CANCELED']}, resting "
+                     f"{k['stops']['NEW']}; duplicates {k['duplicate_orders']}, fills lost {k['fills_lost']}; "
+                     f"position {k['position']:.8f} vs exchange {k['exchange_btc']:.8f}; {k['seconds']:.0f} s"))
     if "probe" in results:
         p = results["probe"]
         rows.append(("probe: kill with an order in flight to a slow exchange",

@@ -205,7 +205,9 @@ def retry_after_waits(hits: list[Hit], statuses: Iterable[int] = (429, 418, 503)
 
 
 def strategy_yaml(timeframe: str = "1s", fast: int = 2, slow: int = 5, stake: float = 0.5,
-                  capital: float = START_USDT, name: str = "reliability") -> str:
+                  capital: float = START_USDT, name: str = "reliability", stop_loss: float | None = None) -> str:
+    """The daemon's strategy file; `stop_loss`: a stop resting on the exchange while a position is open."""
+    stop = "null" if stop_loss is None else repr(stop_loss)
     return (
         f"name: {name}\n"
         "exchange: binance\n"
@@ -214,7 +216,7 @@ def strategy_yaml(timeframe: str = "1s", fast: int = 2, slow: int = 5, stake: fl
         f"capital: {capital}\n"
         "strategy: ma_cross\n"
         f"params: {{fast: {fast}, slow: {slow}, kind: sma}}\n"
-        f"risk: {{stake_fraction: {stake}, stop_loss: null, take_profit: null, fee: 0.001, slippage: 0.0005}}\n"
+        f"risk: {{stake_fraction: {stake}, stop_loss: {stop}, take_profit: null, fee: 0.001, slippage: 0.0005}}\n"
     )
 
 
@@ -579,7 +581,12 @@ def check_consistency(url: str, orders_on_exchange: list[dict], trades_on_exchan
     if settled:
         missing = sorted(exchange_ids - set(fill_ids), key=int)
         problems += [f"exchange trade {tid} is missing from the ledger" for tid in missing]
-        problems += [f"order {o.client_order_id} left {o.status}" for o in orders if o.status in UNRESOLVED]
+        resting = {e["client_order_id"] for e in orders_on_exchange if e["status"] in ("NEW", "PARTIALLY_FILLED")}
+        # a protective stop rests on the exchange by design: open in both is consistent
+        problems += [f"order {o.client_order_id} left {o.status}" for o in orders if o.status in UNRESOLVED
+                     and not (o.type == "stop_market" and o.status == "open" and o.client_order_id in resting)]
+        problems += [f"order {cid} open on the exchange, not in the ledger as open" for cid in resting
+                     if by_cid.get(cid) is None or by_cid[cid].status != "open"]
         if abs(out.position - out.exchange_base) > STEP / 2:
             problems.append(f"position {out.position!r} != exchange BTC {out.exchange_base!r}")
         if abs(out.cash - out.exchange_quote) > 1e-6:
@@ -685,7 +692,8 @@ def kill_once(world: LiveWorld, number: int, mode: str, rng: np.random.Generator
       the order request, before or after the answer is booked;
     * tick: 0-30 ms into one of the first three scheduled ticks (candles, strategy, ledger);
     * uniform: 0-3 s after start-up, wherever that falls;
-    * startup: 0.5-2.5 s after spawn (imports, migrations, reconciliation of the last death).
+    * startup: 0.5-2.5 s after spawn (imports, migrations, reconciliation of the last death);
+    * protect: right after a protective stop is placed or cancelled (0-10 ms later).
 
     `delay` replaces the random part (seconds), for tests that need one exact point.
     """
@@ -708,6 +716,11 @@ def kill_once(world: LiveWorld, number: int, mode: str, rng: np.random.Generator
             elif mode == "order":
                 if d.wait_event("order_intent", after=mark, timeout=60) is None:
                     problems.append(f"kill {number}: no order within 60 s")
+                time.sleep(rng.uniform(0.0, 0.01) if delay is None else delay)
+            elif mode == "protect":
+                if d.wait_for(lambda r: r.get("event") in ("protection_placed", "protection_cancelled"),
+                              after=mark, timeout=60) is None:
+                    problems.append(f"kill {number}: no protective stop placed or cancelled within 60 s")
                 time.sleep(rng.uniform(0.0, 0.01) if delay is None else delay)
             else:
                 raise ValueError(mode)

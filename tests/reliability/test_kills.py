@@ -67,3 +67,31 @@ def test_a_clean_stop_settles_an_order_left_in_doubt(tmp_path):
     assert final.ok, final.problems  # nothing left intent, unknown or open
     assert with_doubt  # it did wait for the request to expire rather than guess
     assert final.ledger_orders["not_sent"] >= 1
+
+
+@pytest.mark.parametrize("fee_mode", ["quote", "base"])
+def test_kill_9_with_stops_resting_on_the_exchange(tmp_path, fee_mode):
+    """A stop rests on the exchange while a position is open: kills right after one is placed
+    or cancelled, on the order path and at start-up, each followed by 3 s of downtime in which
+    a stop may fire. Nothing duplicated or lost; every stop that fired, also while the daemon
+    was down, is booked once at the exchange's price; the ledger equals the exchange."""
+    import time
+
+    world = H.LiveWorld(tmp_path, seed=13, fee_mode=fee_mode, strategy=H.strategy_yaml(stop_loss=0.002))
+    rng = np.random.default_rng(13)
+    kills = [("protect", 0.0), ("protect", 0.005), ("order", 0.004), ("protect", 0.002), ("startup", 1.4)]
+    try:
+        records = []
+        for k, (mode, delay) in enumerate(kills):
+            records.append(H.kill_once(world, k, mode, rng, delay))
+            time.sleep(3.0)  # down: the market moves on, a stop may fire
+        code, problems = H.settle(world)
+        final = world.check()
+        stops = [o for o in world.exchange.orders if o["type"] == "STOP_LOSS"]
+    finally:
+        world.close()
+    assert [p for r in records for p in r.problems] == []
+    assert problems == [] and code == 0
+    assert final.ok, final.problems
+    assert stops and any(o["status"] == "FILLED" for o in stops)
+    assert sum(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in stops) <= 1

@@ -15,7 +15,6 @@ from trader.localexchange import LocalExchange, faults
 
 from .liverig import Rig, ledger_matches_exchange, live_config, run  # noqa: F401 (fixture)
 
-MODES = ["quote", "base", "third"]
 BNB = 5.0  # the third currency's starting balance; the local exchange prices it at 300 USDT
 
 
@@ -30,7 +29,8 @@ def fee_run(btc, config, path, mode, partial_fills=2, fate=None):
     return rig, ex
 
 
-@pytest.mark.parametrize("mode", MODES)
+# quote fees are what every other live test runs under: that case joins the slow runs
+@pytest.mark.parametrize("mode", [pytest.param("quote", marks=pytest.mark.slow), "base", "third"])
 def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_config, tmp_path, mode):
     rig, ex = fee_run(btc, live_config, tmp_path / "f.db", mode)
     try:
