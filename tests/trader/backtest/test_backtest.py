@@ -28,8 +28,14 @@ GOLDEN = {
 
 
 def test_golden_numbers(btc, config):
-    metrics = run_backtest(btc, config).metrics.to_dict()
-    assert list(metrics) == list(METRIC_KEYS)
+    from dataclasses import asdict, fields
+
+    from trader.backtest import Metrics
+
+    result = run_backtest(btc, config).metrics
+    metrics = result.to_dict()
+    assert list(metrics) == list(METRIC_KEYS) == [f.name for f in fields(Metrics)]
+    assert metrics == asdict(result)
     for key, value in GOLDEN.items():
         assert metrics[key] == pytest.approx(value, rel=1e-9), key
 
