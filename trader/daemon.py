@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import retry
@@ -29,7 +30,7 @@ from .brokers import LiveBroker, PaperBroker
 from .config import StrategyConfig, load_strategy_config, parse_strategy_config
 from .domain import split_symbol
 from .engine import Engine
-from .errors import ConfigError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
+from .errors import ConfigError, ExchangeError, InputError, OperationalExchangeError, StrategyError, TemporaryExchangeError
 from .feeds import ExchangeFeed
 from .fillevents import announce as announce_fills, last_announced
 from .history import load_history
@@ -125,6 +126,7 @@ class Service:
         self.factory = sessions(engine)
         self.adapter = ExchangeAdapter.from_env(self.config.exchange, self.config.symbol, environ=environ)
         self.stop = threading.Event()
+        self.engine_lock = threading.Lock()  # the tick and the price watch share the engine's session
         self.timeframe = timeframe_seconds(self.config.timeframe)
         if options.live:
             with self.factory() as s:
@@ -182,12 +184,26 @@ class Service:
         if not self.ledger.usable():
             return
         try:
-            self._tick()
+            with self.engine_lock:
+                self._tick()
         except SQLAlchemyError as exc:
             self.engine._maybe_pending = True  # a fill may have missed the ledger: reconcile next tick
             self.ledger.failed(exc)
         else:
             self.ledger.written()
+
+    def watch(self) -> None:
+        """Between candle closes, where no stop rests on the exchange: the last price against
+        the stop level (trader.protection)."""
+        if self.engine.protection is None or not self.ledger.usable():
+            return
+        try:
+            with self.engine_lock:
+                self.engine.protection.watch(self.adapter.fetch_price, self.clock())
+        except SQLAlchemyError as exc:
+            self.ledger.failed(exc)
+        except ExchangeError as exc:  # the tick reconciles; the next look is seconds away
+            log.warning("price watch: %s", store.scrub(str(exc)), extra={"event": "watch_failed"})
 
     def _tick(self) -> None:
         self._reload_config()
@@ -316,6 +332,9 @@ class Service:
         job = scheduler.add_job(tick_until_current, trigger, args=(self.tick, trigger, clock, self.stop.is_set),
                                 id="tick", max_instances=1, coalesce=True,
                                 misfire_grace_time=max(30, self.timeframe // 2), next_run_time=now)
+        if self.options.live:  # seconds, not a candle, between a crash and the exit (trader.protection)
+            scheduler.add_job(self.watch, IntervalTrigger(seconds=WATCH_SECONDS), id="watch", max_instances=1,
+                              coalesce=True, misfire_grace_time=WATCH_SECONDS)
         if self.goals is not None:
             scheduler.add_job(self.review, CronTrigger.from_crontab(self.goals.review.cron, timezone=timezone.utc),
                               id="hermes", max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
@@ -413,6 +432,7 @@ class Service:
             scheduler.shutdown(wait=True)
 
 
+WATCH_SECONDS = 5  # the price watch's period, where no stop rests on the exchange
 OFFLINE_HINT = "no exchange within reach? `trader demo` shows the bot at work offline"
 
 

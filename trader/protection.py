@@ -11,13 +11,17 @@ that fired, also while the daemon was down, is booked at the exchange's price an
 sees a flat position. A sale of the daemon's own (signal, halt, take-profit) cancels the stop
 first, since the stop holds the coins it would sell.
 
-Where the exchange has no stop orders, or refuses the stop, the position is protected as in
-the backtest: the level is checked at each candle close (`RiskEngine.exit_for_bar`).
+Where the exchange has no stop orders, or refuses the stop, the daemon watches the price
+between candle closes instead (`watch`, the ticker every few seconds) and sells at market
+once it reaches the level; at each candle close the level is also checked against the
+candle's range, as in the backtest (`RiskEngine.exit_for_bar`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -26,6 +30,7 @@ from .domain import OrderReason, OrderStatus, OrderType, Side, protective_order_
 from .errors import ExchangeError
 from .ledger import store
 from .ledger.models import Order
+from .timeframes import timeframe_seconds
 
 log = logging.getLogger("trader.protection")
 
@@ -34,7 +39,7 @@ class InForce(StrEnum):
     """Which protection a position has, for `trader status` and the dashboard."""
 
     EXCHANGE_STOP = "exchange_stop"  # a stop-market order rests on the exchange
-    CANDLE_CLOSE = "candle_close"  # the level is checked when each candle closes
+    CANDLE_CLOSE = "candle_close"  # the daemon checks the level: the price every few seconds, each candle
     NONE = "none"  # flat, or no stop-loss configured
 
 
@@ -91,6 +96,38 @@ class Protection:
         self.engine._book(s, order, execution)
         log.info("protective stop %s cancelled (%s)", order.client_order_id, execution.status,
                  extra={"event": "protection_cancelled", "client_order_id": order.client_order_id})
+
+    def watch(self, price: Callable[[], float], now: datetime | None = None) -> str | None:
+        """Between candle closes, where no stop rests on the exchange: the last price against
+        the stop level (`price` is asked only when a position is held and no stop rests on the
+        exchange). At or below it, the position is sold at market under the stop-loss id
+        of the candle in progress, the id that candle's close would use, so the two never
+        both sell. Returns the client order id sent, if any."""
+        engine = self.engine
+        if not engine.config.risk.stop_loss or engine._in_doubt:
+            return None
+        now = now or datetime.now(timezone.utc)
+        s = engine._session()
+        try:
+            if self.holds(s):
+                return None
+            position = s.get(store.Position, engine.book)
+            if engine.risk.is_dust(position.qty):
+                return None
+            last = price()
+            plan = engine.risk.stop_for_price(position.qty, position.entry_price, last)
+            if plan is None:
+                return None
+            step = timeframe_seconds(engine.config.timeframe)
+            candle = datetime.fromtimestamp(int(now.timestamp()) // step * step, tz=timezone.utc)
+            log.warning("price %.2f at or below the stop level: selling at market", last,
+                        extra={"event": "protection_watch_exit"})
+            cid = engine._submit(s, plan, candle, fill_time=now)
+            s.commit()
+            return cid
+        except BaseException:
+            s.rollback()
+            raise
 
     def keep_true(self, s, bar_time) -> None:
         """Make the resting stop match the position after the tick's own orders."""

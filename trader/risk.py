@@ -58,6 +58,17 @@ class RiskEngine:
         # a dust remainder the market will not take cannot be stopped out: leave it be
         return plan if isinstance(plan, OrderPlan) else None
 
+    def stop_for_price(self, qty: float, entry: float, price: float) -> OrderPlan | None:
+        """Between candle closes (no stop rests on the exchange): the last price at or below
+        the stop level sells the position at market, modeled with the stop's slippage."""
+        stop_loss = self.config.risk.stop_loss
+        if not stop_loss or self.is_dust(qty) or price > entry * (1.0 - stop_loss):
+            return None
+        fill = price * (1.0 - self.config.risk.slippage)
+        paid, _ = rules.close_out(qty, fill, self.config.risk.fee)
+        plan = self._sendable(Side.SELL, float(qty), float(fill), float(paid), OrderReason.STOP_LOSS, whole=True)
+        return plan if isinstance(plan, OrderPlan) else None
+
     # -- the strategy's target -----------------------------------------------------------
     def plan_for_target(self, want: float, qty: float, cash: float, price: float,
                         reason: OrderReason = OrderReason.SIGNAL) -> OrderPlan | OrderDenied | None:

@@ -195,3 +195,29 @@ def test_status_says_which_protection_is_in_force(btc, stop_config, tmp_path):
             stop = store.order_by_client_id(s, snap["protection"]["order"])
     assert snap["protection"]["in_force"] == "exchange_stop"
     assert snap["protection"]["stop_price"] == stop.price and stop.status == OrderStatus.OPEN
+
+
+def test_without_stop_orders_the_price_watch_sells_between_candle_closes_once(btc, stop_config, tmp_path):
+    """The daemon's watch (the ticker every few seconds) sells at market as soon as the price
+    reaches the level, under the id the candle's close would use: the close sells nothing more."""
+    with LocalExchange(btc.iloc[:500], symbol="BTC/USDT", balances={"USDT": 10_000.0}, stop_orders=False) as ex:
+        rig = Rig(ex, stop_config, f"sqlite:///{tmp_path / 'w.db'}")
+        i = 100
+        while True:
+            rig.step(i)
+            i += 1
+            with rig.factory() as s:
+                position = s.get(store.Position, "main")
+                if position.qty > 0:
+                    break
+        assert protection_of(rig) == InForce.CANDLE_CLOSE
+        level = position.entry_price * (1 - STOP)
+        now = pd.Timestamp(ex.clock.now_ms() + 60_000, unit="ms", tz="UTC").to_pydatetime()
+        assert rig.engine.protection.watch(lambda: level * 1.001, now) is None  # above the level: nothing
+        cid = rig.engine.protection.watch(lambda: level * 0.999, now)
+        assert cid is not None and cid.endswith("-s")
+        assert rig.engine.protection.watch(lambda: level * 0.99, now) is None  # flat now
+        rig.step(i)  # the close of that candle
+        fills, orders = ledger_matches_exchange(rig)
+    sells = [o for o in orders if o.side == "sell"]
+    assert [o.client_order_id for o in sells] == [cid] and sells[0].reason == "stop_loss"
