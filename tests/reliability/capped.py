@@ -36,6 +36,10 @@ def _limit(memory_mb: int):
 def run(args: list[str], env: dict[str, str], timeout: float = 30, memory_mb: int = MEMORY_MB,
         module: str = "trader.cli", stdin: str | None = None) -> Outcome:
     """`python -m module args` with the caps; stdout and stderr as text."""
+    # the cap counts address space: pyarrow's default pool (mimalloc, loaded by pandas) reserves
+    # 1 GiB it never touches, and whether it gets it depends on what was mapped before; the
+    # system allocator keeps the cap about memory the command uses
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **env}
     try:
         done = subprocess.run([PYTHON, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
                               timeout=timeout, preexec_fn=_limit(memory_mb),

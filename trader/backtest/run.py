@@ -18,10 +18,11 @@ from .result import BacktestResult, Fills, Metrics
 # importing numba and loading its cached kernels takes 0.5-1 s, the interpreted loop about
 # 2 us a bar. Library calls and sweeps always run compiled.
 ONE_OFF_INTERPRETED_BARS = 150_000
-# Bars x variants of exposures a sweep holds at once (float64: 16 MB). The kernel runs them in
-# the calling thread: handing chunks to a second thread was slower on a loaded 2-core machine
-# (its wake-ups cost more than it saved); the kernel holds no GIL, so callers may.
-_CHUNK_CELLS = 2_000_000
+# Bars x variants of exposures a sweep holds at once (float64: 2 MB, one buffer reused, still
+# in cache when the kernel reads it). The kernel runs in the calling thread: handing chunks to
+# a second thread was slower on a loaded 2-core machine (its wake-ups cost more than it
+# saved); the kernel holds no GIL, so callers may.
+_CHUNK_CELLS = 262_144
 
 
 class _Prices:
@@ -157,21 +158,20 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
         [r.stake_fraction for r in risk], [r.fee for r in risk], [r.slippage for r in risk],
         [r.stop_loss or 0.0 for r in risk], [r.take_profit or 0.0 for r in risk], [c.capital for c in configs])]
     strategy = base.strategy_def()
-    chunk = max(1, min(total, _CHUNK_CELLS // n))
-
-    def run(lo: int, hi: int, targets: np.ndarray) -> None:
-        kernel.simulate_many(prices.open, prices.high, prices.low, prices.close, targets,
-                             *(v[lo:hi] for v in settings), prices.bars_per_year,
-                             curves[lo:hi] if curves is not None else np.empty((kernel.LANES, n)),
-                             counts[lo:hi], stats[lo:hi])
+    # whole groups of the kernel's LANES curves
+    chunk = max(1, min(total, max(kernel.LANES, _CHUNK_CELLS // n // kernel.LANES * kernel.LANES)))
+    buffer = np.empty((chunk, n))
+    scratch = np.empty((kernel.LANES, n)) if curves is None else None
 
     with indicators.memo():
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
-            targets = np.empty((hi - lo, n))
+            targets = buffer[:hi - lo]
             for k in range(lo, hi):
                 targets[k - lo] = strategy.exposure(ohlcv, configs[k].params)
-            run(lo, hi, targets)
+            kernel.simulate_many(prices.open, prices.high, prices.low, prices.close, targets,
+                                 *(v[lo:hi] for v in settings), prices.bars_per_year,
+                                 curves[lo:hi] if curves is not None else scratch, counts[lo:hi], stats[lo:hi])
             for k in range(lo, hi) if progress is not None else ():
                 progress(k + 1, total)
     return counts, stats
