@@ -58,7 +58,8 @@ def ledger_order(rig, cid):
         return store.order_by_client_id(s, cid), [f for f in store.fills_of(s, "main") if f.client_order_id == cid]
 
 
-@pytest.mark.parametrize("side", ["buy", "sell"])
+# the exits run with the slow tests (CI): the same code path, the other side of the book
+@pytest.mark.parametrize("side", ["buy", pytest.param("sell", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_fill_of_an_order_that_does_not_simply_fill_is_booked_once(btc, live_config, tmp_path, case, side):
     rig, ex, fated = fated_run(btc, live_config, tmp_path / "o.db", case, side)

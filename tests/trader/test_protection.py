@@ -124,7 +124,7 @@ def test_a_stop_the_exchange_refuses_is_placed_again_and_the_candle_close_check_
         assert protection_of(rig) == InForce.CANDLE_CLOSE
         rig.step(i)
         assert protection_of(rig) == InForce.EXCHANGE_STOP
-        run(rig, i + 1, 500)
+        run(rig, i + 1, min(i + 80, 500))
         fills, orders = ledger_matches_exchange(rig)
         with rig.factory() as s:
             assert s.query(store.Event).filter_by(kind="order_rejected").count() == 1
@@ -132,6 +132,7 @@ def test_a_stop_the_exchange_refuses_is_placed_again_and_the_candle_close_check_
     assert stops[0].status == OrderStatus.REJECTED and stops[1].status != OrderStatus.REJECTED
 
 
+@pytest.mark.slow  # the candle-close path is the paper broker's too; the watch test covers this exchange
 def test_without_stop_orders_the_stop_is_checked_at_each_candle_close(btc, stop_config, tmp_path):
     with LocalExchange(btc.iloc[:700], symbol="BTC/USDT", balances={"USDT": 10_000.0}, stop_orders=False) as ex:
         rig = Rig(ex, stop_config, f"sqlite:///{tmp_path / 'n.db'}")
