@@ -104,6 +104,9 @@ class LiveBroker:
             return Execution(OrderStatus.REJECTED, error=str(exc))
         return self._booked(order)
 
+    def open_orders(self) -> list:
+        return self.adapter.fetch_open_orders()
+
     def cancel(self, order) -> Execution:
         """Cancel a resting order; what it became (with any fills) is fetched after."""
         found = self._cancel(order.client_order_id, None)

@@ -239,6 +239,8 @@ class Engine:
         s = self._session()
         try:
             self._resolve_pending(s)
+            if self.protection is not None and not self._in_doubt:
+                self.protection.cancel_strays(s)  # once a run: what the ledger does not own
             s.commit()
         except BaseException:
             s.rollback()

@@ -43,6 +43,15 @@ class InForce(StrEnum):
     NONE = "none"  # flat, or no stop-loss configured
 
 
+class _Stray:
+    """An exchange order the ledger does not hold open, as the broker's cancel wants it."""
+
+    status = OrderStatus.OPEN
+
+    def __init__(self, client_order_id: str):
+        self.client_order_id = client_order_id
+
+
 def resting(session, book: str) -> Order | None:
     """The book's protective stop whose outcome is not settled yet (open, or in doubt)."""
     return session.scalars(select(Order).where(
@@ -64,6 +73,7 @@ class Protection:
     def __init__(self, engine):
         self.engine = engine
         self._supported: bool | None = None
+        self._strays_checked = False
 
     def supported(self) -> bool:
         if self._supported is None:
@@ -128,6 +138,28 @@ class Protection:
         except BaseException:
             s.rollback()
             raise
+
+    def cancel_strays(self, s) -> list[str]:
+        """Once a run (at start): cancel the book's orders open on the exchange that the ledger
+        does not hold open (a ledger restored from an older backup, a hand-placed copy of an
+        id), so no forgotten stop sells a later position. Returns their client order ids."""
+        if self._strays_checked or not self.supported():
+            return []
+        engine = self.engine
+        prefix = f"ht-{engine.book[:8]}-"
+        cancelled = []
+        for found in engine.broker.open_orders():
+            cid = found.client_order_id or ""
+            mine = store.order_by_client_id(s, cid)
+            if not cid.startswith(prefix) or (mine is not None and mine.status.unresolved):
+                continue
+            engine.broker.cancel(_Stray(cid))
+            store.record_event(s, "stray_order_cancelled", f"order {cid} was open on the exchange but not in "
+                               "the ledger as open: cancelled", engine.book)
+            log.warning("stray order %s cancelled", cid, extra={"event": "stray_order_cancelled", "client_order_id": cid})
+            cancelled.append(cid)
+        self._strays_checked = True
+        return cancelled
 
     def keep_true(self, s, bar_time) -> None:
         """Make the resting stop match the position after the tick's own orders."""

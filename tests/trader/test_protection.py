@@ -222,3 +222,21 @@ def test_without_stop_orders_the_price_watch_sells_between_candle_closes_once(bt
         fills, orders = ledger_matches_exchange(rig)
     sells = [o for o in orders if o.side == "sell"]
     assert [o.client_order_id for o in sells] == [cid] and sells[0].reason == "stop_loss"
+
+
+def test_a_stray_order_of_the_book_is_cancelled_at_start(btc, stop_config, tmp_path):
+    """An order of this book open on the exchange that the ledger does not hold open (a ledger
+    restored from an older backup) is cancelled when the daemon starts; other ids are not ours."""
+    with LocalExchange(btc.iloc[:300], symbol="BTC/USDT", balances={"USDT": 10_000.0, "BTC": 1.0}) as ex:
+        client = ex.client()
+        low = round(ex.current_price() * 0.5, 2)
+        client.create_order("BTC/USDT", "market", "sell", 0.5, None, {"clientOrderId": "ht-main-0123abcd-1-p",
+                                                                       "stopLossPrice": low})
+        client.create_order("BTC/USDT", "market", "sell", 0.1, None, {"clientOrderId": "by-hand-1", "stopLossPrice": low})
+        rig = Rig(ex, stop_config, f"sqlite:///{tmp_path / 'stray.db'}")
+        assert rig.engine.resolve_pending() is None
+        status = {o["client_order_id"]: o["status"] for o in ex.orders}
+        with rig.factory() as s:
+            events = [e.kind for e in s.query(store.Event)]
+    assert status == {"ht-main-0123abcd-1-p": "CANCELED", "by-hand-1": "NEW"}
+    assert events.count("stray_order_cancelled") == 1
