@@ -23,12 +23,12 @@ from trader.localexchange.clock import Clock
 from trader.localexchange.faults import OrderFate
 from trader.localexchange.fees import FeeMode
 from trader.localexchange.market import Candles, SymbolSpec, fmt
+from trader.localexchange.apijson import header_value, integer_param, order_fields, order_json, without_signature
 from trader.localexchange.matching import Engine, Order, Trade
 
 log = logging.getLogger(__name__)
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
-_INTEGER = re.compile(r"^-?[0-9]{1,20}$")
 CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _DAY_MS = 86_400_000
 _MAX_RECV_WINDOW = 60_000
@@ -119,21 +119,21 @@ class BinanceApi:
     # -- authentication --------------------------------------------------------------------
 
     def _authenticate(self, request: Request, skew_ms: int) -> None:
-        key = _header(request.headers, "X-MBX-APIKEY")
+        key = header_value(request.headers, "X-MBX-APIKEY")
         if not key:
             raise ApiError(*E.API_KEY_FORMAT, status=401)
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             raise ApiError(*E.BAD_API_KEY, status=401)
         params = request.params()
-        timestamp = _integer(params, "timestamp", required=True)
+        timestamp = integer_param(params, "timestamp", required=True)
         signature = params.get("signature") or ""
         if not signature:
             raise mandatory("signature")
-        recv_window = _integer(params, "recvWindow", default=5000)
+        recv_window = integer_param(params, "recvWindow", default=5000)
         if not 0 < recv_window <= _MAX_RECV_WINDOW:
             raise ApiError(-1131, "recvWindow must be less than 60000")
         # Binance signs the query string followed directly by the body, without the signature.
-        payload = _without_signature(request.query) + _without_signature(request.body)
+        payload = without_signature(request.query) + without_signature(request.body)
         expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise ApiError(*E.BAD_SIGNATURE)
@@ -170,11 +170,11 @@ class BinanceApi:
             raise mandatory("interval")
         if interval != self.candles.interval:  # the data has one timeframe; others are not made up
             raise ApiError(-1120, "Invalid interval.")
-        limit = _integer(p, "limit", default=500)
+        limit = integer_param(p, "limit", default=500)
         if not 1 <= limit <= 1000:
             raise ApiError(-1130, "Invalid data sent for a parameter.")
-        start = _integer(p, "startTime", default=None)
-        end = _integer(p, "endTime", default=None)
+        start = integer_param(p, "startTime", default=None)
+        end = integer_param(p, "endTime", default=None)
         return self.candles.klines(self.clock.now_ms(), start, end, limit)
 
     def _fee_asset_market(self) -> str | None:
@@ -297,7 +297,7 @@ class BinanceApi:
                "clientOrderId": order.client_order_id, "transactTime": transact}
         if resp_type == "ACK":
             return ack
-        body = {**ack, **_order_fields(order), "workingTime": order.time, "selfTradePreventionMode": "EXPIRE_MAKER"}
+        body = {**ack, **order_fields(order), "workingTime": order.time, "selfTradePreventionMode": "EXPIRE_MAKER"}
         if resp_type == "FULL":
             body["fills"] = [
                 {"price": fmt(t.price), "qty": fmt(t.qty), "commission": fmt(t.commission),
@@ -308,7 +308,7 @@ class BinanceApi:
 
     def _lookup(self, p: dict[str, str]) -> Order | None:
         self._symbol(p, required=True)
-        order_id = _integer(p, "orderId", default=None)
+        order_id = integer_param(p, "orderId", default=None)
         client_id = p.get("origClientOrderId") or None
         if order_id is None and client_id is None:
             raise ApiError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
@@ -318,7 +318,7 @@ class BinanceApi:
         order = self._lookup(p)
         if order is None:
             raise ApiError(*E.ORDER_NOT_FOUND)
-        return _order_json(order)
+        return order_json(order)
 
     def _cancel_order(self, p: dict[str, str]) -> dict:
         order = self._lookup(p)
@@ -330,12 +330,12 @@ class BinanceApi:
         return {
             "symbol": order.symbol, "origClientOrderId": order.client_order_id, "orderId": order.order_id,
             "orderListId": -1, "clientOrderId": cancel_id, "transactTime": self.clock.now_ms(),
-            **_order_fields(order), "selfTradePreventionMode": "EXPIRE_MAKER",
+            **order_fields(order), "selfTradePreventionMode": "EXPIRE_MAKER",
         }
 
     def _open_orders(self, p: dict[str, str]) -> list:
         self._symbol(p)
-        return [_order_json(o) for o in self.engine.orders if o.is_open]
+        return [order_json(o) for o in self.engine.orders if o.is_open]
 
     def _cancel_open_orders(self, p: dict[str, str]) -> list:
         self._symbol(p, required=True)
@@ -348,17 +348,17 @@ class BinanceApi:
         self._symbol(p, required=True)
         limit = self._limit(p)
         orders = self.engine.orders
-        order_id = _integer(p, "orderId", default=None)
+        order_id = integer_param(p, "orderId", default=None)
         if order_id is not None:
-            return [_order_json(o) for o in orders if o.order_id >= order_id][:limit]
-        return [_order_json(o) for o in self._by_time(orders, p, limit, lambda o: o.time)]
+            return [order_json(o) for o in orders if o.order_id >= order_id][:limit]
+        return [order_json(o) for o in self._by_time(orders, p, limit, lambda o: o.time)]
 
     def _my_trades(self, p: dict[str, str]) -> list:
         self._symbol(p, required=True)
         limit = self._limit(p)
         trades: list[Trade] = self.engine.trades
-        order_id = _integer(p, "orderId", default=None)
-        from_id = _integer(p, "fromId", default=None)
+        order_id = integer_param(p, "orderId", default=None)
+        from_id = integer_param(p, "fromId", default=None)
         timed = "startTime" in p or "endTime" in p
         if (from_id is not None or order_id is not None) and timed:
             raise ApiError(-1128, "Combination of optional parameters invalid.")
@@ -429,7 +429,7 @@ class BinanceApi:
         return value
 
     def _limit(self, p: dict[str, str]) -> int:
-        limit = _integer(p, "limit", default=500)
+        limit = integer_param(p, "limit", default=500)
         if not 1 <= limit <= 1000:
             raise ApiError(-1130, "Invalid data sent for a parameter.")
         return limit
@@ -437,51 +437,9 @@ class BinanceApi:
     @staticmethod
     def _by_time(items: list, p: dict[str, str], limit: int, time_of: Callable[[object], int]) -> list:
         """Binance's time windows: forward from startTime, else the newest up to endTime."""
-        start = _integer(p, "startTime", default=None)
-        end = _integer(p, "endTime", default=None)
+        start = integer_param(p, "startTime", default=None)
+        end = integer_param(p, "endTime", default=None)
         if start is not None and end is not None and end - start > _DAY_MS:
             raise ApiError(-1127, "More than 24 hours between startTime and endTime.")
         chosen = [x for x in items if (start is None or time_of(x) >= start) and (end is None or time_of(x) <= end)]
         return chosen[:limit] if start is not None else chosen[-limit:]
-
-
-def _order_fields(order: Order) -> dict:
-    return {
-        "price": fmt(order.price), "origQty": fmt(order.orig_qty), "executedQty": fmt(order.executed_qty),
-        "origQuoteOrderQty": fmt(0), "cummulativeQuoteQty": fmt(order.cumulative_quote_qty),
-        "status": order.status, "timeInForce": order.time_in_force or "GTC", "type": order.type, "side": order.side,
-        "stopPrice": fmt(order.stop_price),
-    }
-
-
-def _order_json(order: Order) -> dict:
-    return {
-        "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1, "clientOrderId": order.client_order_id,
-        **_order_fields(order), "icebergQty": fmt(0), "time": order.time,
-        "updateTime": order.update_time, "isWorking": True, "workingTime": order.time,
-        "selfTradePreventionMode": "EXPIRE_MAKER",
-    }
-
-
-def _integer(p: dict[str, str], name: str, *, required: bool = False, default: int | None = 0) -> int | None:
-    text = p.get(name)
-    if text is None or text == "":
-        if required:
-            raise mandatory(name)
-        return default
-    if not _INTEGER.match(text):
-        raise illegal(name, "^[0-9]{1,20}$")
-    return int(text)
-
-
-def _without_signature(raw: str) -> str:
-    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    getter = getattr(headers, "get", None)
-    value = getter(name) if getter else None
-    if value is None:  # plain dicts are case-sensitive; http.server's headers are not
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
