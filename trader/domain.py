@@ -4,7 +4,8 @@ The feed hands the engine a `MarketView`; the risk engine answers with an `Order
 `OrderDenied`); the broker reports an `Execution` with its `FillReport`s; the ledger books
 them. Money moves by one rule, `cash_change`, which the backtest kernel (compiled), the risk
 engine, the brokers and the ledger all call, so a fill changes the quote balance by the same
-bits everywhere. Positions move by `add_to_position` and `reduce_position`, likewise shared.
+bits everywhere. Positions move by `add_to_position` and `reduce_position`, likewise shared,
+by what `base_change` says a fill moves (net of a fee the exchange took in the base asset).
 
 Plain Python with no I/O and no heavy imports: the daemon's tick and the CLI's cheap commands
 load it without pandas or numba.
