@@ -85,6 +85,11 @@ def test_kill_9_with_stops_resting_on_the_exchange(tmp_path, fee_mode):
         for k, (mode, delay) in enumerate(kills):
             records.append(H.kill_once(world, k, mode, rng, delay))
             time.sleep(3.0)  # down: the market moves on, a stop may fire
+        for k in range(len(kills), len(kills) + 6):  # until a stop has fired (when depends on the machine's pace)
+            if any(o["type"] == "STOP_LOSS" and o["status"] == "FILLED" for o in world.exchange.orders):
+                break
+            records.append(H.kill_once(world, k, "protect", rng, 0.0))
+            time.sleep(3.0)
         code, problems = H.settle(world)
         final = world.check()
         stops = [o for o in world.exchange.orders if o["type"] == "STOP_LOSS"]
