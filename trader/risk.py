@@ -13,17 +13,19 @@ alike. The running daemon reads the state at its next tick.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .backtest import rules
-from .config import StrategyConfig
 from .domain import OrderDenied, OrderPlan, OrderReason, Side, TradingState
-from .goals import Goals
 from .ledger import store
 from .ledger.models import DaemonState, EquityPoint
+
+if TYPE_CHECKING:  # annotations only: `trader halt` / `resume` need none of the settings' models
+    from .config import StrategyConfig
+    from .goals import Goals
 
 
 @dataclass(frozen=True)
