@@ -30,7 +30,9 @@ def fee_run(btc, config, path, mode, partial_fills=2, fate=None):
 
 
 # quote fees are what every other live test runs under: that case joins the slow runs
-@pytest.mark.parametrize("mode", [pytest.param("quote", marks=pytest.mark.slow), "base", "third"])
+# the default suite runs Binance's default (base); quote and BNB with the slow tests
+@pytest.mark.parametrize("mode", [pytest.param("quote", marks=pytest.mark.slow), "base",
+                                  pytest.param("third", marks=pytest.mark.slow)])
 def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_config, tmp_path, mode):
     rig, ex = fee_run(btc, live_config, tmp_path / "f.db", mode)
     try:

@@ -96,7 +96,8 @@ def _closed_only(self, order):
     return Execution(OrderStatus.of_exchange(order.status, order.filled), fills, exchange_order_id=order.order_id)
 
 
-@pytest.mark.parametrize("case", LOSES_FILLS)
+# the first case in the default suite, every case with the slow tests
+@pytest.mark.parametrize("case", [LOSES_FILLS[0], *(pytest.param(c, marks=pytest.mark.slow) for c in LOSES_FILLS[1:])])
 def test_a_broker_that_books_only_closed_orders_is_caught(btc, live_config, tmp_path, monkeypatch, case):
     monkeypatch.setattr(LiveBroker, "_booked", _closed_only)
     rig, ex, _ = fated_run(btc, live_config, tmp_path / "bug.db", case, "buy")

@@ -100,6 +100,7 @@ def test_a_stop_that_fires_while_the_daemon_is_down_is_booked_at_the_exchanges_p
         ledger_matches_exchange(restarted)
 
 
+@pytest.mark.slow  # a live session of its own; the default suite keeps the watch that covers a refusal
 def test_a_stop_the_exchange_refuses_is_placed_again_and_the_candle_close_check_covers_meanwhile(
         btc, stop_config, tmp_path):
     class RefusingOnce:

@@ -46,6 +46,7 @@ def copy_sources(tmp_path: Path) -> Path:
     return package
 
 
+@pytest.mark.slow  # four numba compiles in fresh processes (~20 s of CPU)
 def test_editing_the_rules_or_the_money_rule_alone_recompiles_the_kernel(tmp_path):
     package = copy_sources(tmp_path)
     first = run_probe(tmp_path)
