@@ -176,10 +176,6 @@ class OrderPlan:
     fee: float  # the modeled fee, in the quote currency
     reason: OrderReason
 
-    @property
-    def cash_change(self) -> float:
-        return cash_change(self.side == Side.BUY, self.amount, self.price, self.fee)
-
 
 @dataclass(frozen=True)
 class OrderDenied:

@@ -28,8 +28,7 @@ def announce(factory, book: str, after: int) -> int:
     """Record a `fill` event for each fill of `book` after id `after`; the last id announced."""
     with factory.begin() as s:
         for f in s.scalars(select(Fill).where(Fill.book == book, Fill.id > after).order_by(Fill.id)):
-            side = getattr(f.side, "value", f.side)
-            reason = getattr(f.reason, "value", f.reason)
+            side, reason = f.side.value, f.reason.value  # the ledger reads them back as enums
             store.record_event(s, "fill", f"{side} {f.amount:.8g} at {f.price:,.2f} ({reason}), fee {f.fee:.6g} "
                                f"{f.fee_currency}", book,
                                {"fill_id": f.id, "side": side, "amount": f.amount, "price": f.price, "fee": f.fee,
