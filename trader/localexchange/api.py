@@ -23,13 +23,21 @@ from trader.localexchange.clock import Clock
 from trader.localexchange.faults import OrderFate
 from trader.localexchange.fees import FeeMode
 from trader.localexchange.market import Candles, SymbolSpec, fmt
-from trader.localexchange.apijson import header_value, integer_param, order_fields, order_json, without_signature
+from trader.localexchange.apijson import (  # CLIENT_ORDER_ID: also public here
+    CLIENT_ORDER_ID,
+    header_value,
+    integer_param,
+    order_fields,
+    order_json,
+    trade_json,
+    without_signature,
+)
+from trader.localexchange.apilists import OrderListApi
 from trader.localexchange.matching import Engine, Order, Trade
 
 log = logging.getLogger(__name__)
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
-CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _DAY_MS = 86_400_000
 _MAX_RECV_WINDOW = 60_000
 
@@ -56,8 +64,8 @@ class _Route:
     weight: int = 1
 
 
-class BinanceApi:
-    """Routes, authentication and JSON shapes. Engine state is guarded by `lock`."""
+class BinanceApi(OrderListApi):
+    """Routes, authentication and JSON shapes (OCO lists: apilists). Engine state is guarded by `lock`."""
 
     def __init__(
         self,
@@ -91,6 +99,7 @@ class BinanceApi:
             ("GET", "/api/v3/allOrders"): _Route(self._all_orders, True, 20),
             ("GET", "/api/v3/myTrades"): _Route(self._my_trades, True, 20),
             ("GET", "/api/v3/account"): _Route(self._account, True, 20),
+            **self.list_routes(_Route),
         }
 
     def route(self, method: str, path: str) -> _Route | None:
@@ -107,8 +116,8 @@ class BinanceApi:
             params = request.params()
             with self.lock:
                 self.engine.sync()
-                if route.handler == self._new_order:
-                    return 200, self._new_order(params, fate)
+                if route.handler in (self._new_order, self._new_oco):  # the fault matrix's fate
+                    return 200, route.handler(params, fate)
                 return 200, route.handler(params)
         except ApiError as exc:
             return exc.status, exc.body()
@@ -263,11 +272,11 @@ class BinanceApi:
             for name, value in (("price", price), ("timeInForce", tif), ("quoteOrderQty", quote_qty)):
                 if value is not None:
                     raise ApiError(-1106, f"Parameter '{name}' sent when not required.")
-        elif type_ == "LIMIT":
-            for name, value in (("timeInForce", tif), ("quantity", quantity), ("price", price)):
+        elif type_ in ("LIMIT", "LIMIT_MAKER"):  # a LIMIT_MAKER takes no timeInForce: it only rests
+            for name, value in ((("timeInForce", tif),) if type_ == "LIMIT" else ()) + (("quantity", quantity), ("price", price)):
                 if value is None:
                     raise mandatory(name)
-            if tif not in ("GTC", "IOC", "FOK"):
+            if tif not in ("GTC", "IOC", "FOK") and (type_ == "LIMIT" or tif is not None):
                 raise ApiError(-1115, "Invalid timeInForce.")
             if quote_qty is not None:
                 raise ApiError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
@@ -329,7 +338,7 @@ class BinanceApi:
     def _cancel_json(self, order: Order, cancel_id: str) -> dict:
         return {
             "symbol": order.symbol, "origClientOrderId": order.client_order_id, "orderId": order.order_id,
-            "orderListId": -1, "clientOrderId": cancel_id, "transactTime": self.clock.now_ms(),
+            "orderListId": order.order_list_id, "clientOrderId": cancel_id, "transactTime": self.clock.now_ms(),
             **order_fields(order), "selfTradePreventionMode": "EXPIRE_MAKER",
         }
 
@@ -370,7 +379,7 @@ class BinanceApi:
             selected = self._by_time(trades, p, limit, lambda t: t.time)
         else:
             selected = trades[-limit:]
-        return [self._trade_json(t) for t in selected]
+        return [trade_json(t, self.engine.find(order_id=t.order_id).order_list_id) for t in selected]
 
     def _account(self, p: dict[str, str]) -> dict:
         fee = self.engine.fee_rate
@@ -391,14 +400,6 @@ class BinanceApi:
         }
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _trade_json(self, t: Trade) -> dict:
-        return {
-            "symbol": t.symbol, "id": t.trade_id, "orderId": t.order_id, "orderListId": -1,
-            "price": fmt(t.price), "qty": fmt(t.qty), "quoteQty": fmt(t.quote_qty),
-            "commission": fmt(t.commission), "commissionAsset": t.commission_asset, "time": t.time,
-            "isBuyer": t.side == "BUY", "isMaker": t.is_maker, "isBestMatch": True,
-        }
 
     def _price(self) -> Decimal:
         price = self.candles.current_price(self.clock.now_ms())

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 
 from trader.localexchange.apierrors import illegal, mandatory
 from trader.localexchange.market import fmt
-from trader.localexchange.matching import Order
+from trader.localexchange.matching import Order, Trade
 
 _INTEGER = re.compile(r"^-?[0-9]{1,20}$")
+CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
 
 def order_fields(order: Order) -> dict:
@@ -23,10 +24,19 @@ def order_fields(order: Order) -> dict:
 
 def order_json(order: Order) -> dict:
     return {
-        "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1, "clientOrderId": order.client_order_id,
+        "symbol": order.symbol, "orderId": order.order_id, "orderListId": order.order_list_id, "clientOrderId": order.client_order_id,
         **order_fields(order), "icebergQty": fmt(0), "time": order.time,
         "updateTime": order.update_time, "isWorking": True, "workingTime": order.time,
         "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
+
+
+def trade_json(t: Trade, order_list_id: int) -> dict:
+    return {
+        "symbol": t.symbol, "id": t.trade_id, "orderId": t.order_id, "orderListId": order_list_id,
+        "price": fmt(t.price), "qty": fmt(t.qty), "quoteQty": fmt(t.quote_qty),
+        "commission": fmt(t.commission), "commissionAsset": t.commission_asset, "time": t.time,
+        "isBuyer": t.side == "BUY", "isMaker": t.is_maker, "isBestMatch": True,
     }
 
 

@@ -50,7 +50,8 @@ class SymbolSpec:
     max_notional: Decimal = Decimal("9000000")
     precision: int = 8  # base/quote asset precision: more decimals than this is -1111
     # what this exchange matches; without STOP_LOSS it is an exchange with no stop orders
-    order_types: tuple[str, ...] = ("LIMIT", "MARKET", "STOP_LOSS")
+    order_types: tuple[str, ...] = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS")
+    oco: bool = True  # OCO order lists (a LIMIT_MAKER and a STOP_LOSS leg) allowed
 
     @classmethod
     def parse(cls, symbol: str) -> SymbolSpec:
@@ -76,7 +77,7 @@ class SymbolSpec:
             "quoteCommissionPrecision": self.precision,
             "orderTypes": list(self.order_types),
             "icebergAllowed": False,
-            "ocoAllowed": False,
+            "ocoAllowed": self.oco and {"STOP_LOSS", "LIMIT_MAKER"} <= set(self.order_types),
             "otoAllowed": False,
             "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": False,

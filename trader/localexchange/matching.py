@@ -13,7 +13,11 @@ Matching model (deterministic, no order book):
 * STOP_LOSS orders (a stop-market, Binance's spot type) rest with their quantity locked and
   trigger on the first candle (from the one they were placed in) whose revealed range reaches
   the stop price (low <= stop for a sell, high >= stop for a buy); they fill as taker trades
-  at the stop price, or at the candle's open when it gapped through the stop.
+  at the stop price, or at the candle's open when it gapped through the stop. One placed with
+  an `OrderFate` fills only `parts` parts when it triggers and the rest EXPIREs (a triggered
+  market order that ran out of liquidity).
+* LIMIT_MAKER orders rest like LIMIT ones and are refused when they would fill at once.
+  An OCO order list (trader.localexchange.orderlists) pairs one with a STOP_LOSS leg.
 * A MARKET order placed with an `OrderFate` (the fault matrix) is accepted and then does what
   real exchanges sometimes do: stays open (the rest fills one part per later candle, at its
   open), expires after some parts filled, or is rejected after it was accepted.
@@ -42,6 +46,7 @@ from trader.localexchange.clock import Clock
 from trader.localexchange.faults import Fate, OrderFate
 from trader.localexchange.fees import FeeMode, FeeModel
 from trader.localexchange.market import Candles, SymbolSpec, dec
+from trader.localexchange.orderlists import OrderList, OrderLists
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 
@@ -67,6 +72,8 @@ class Order:
     stop_price: Decimal = Decimal(0)  # STOP_LOSS: the trigger
     fate: Fate | None = None  # a MARKET order that does not simply fill (the fault matrix)
     ends_at_ms: int = 0  # when a fated order ends by itself (expired or rejected), if it does
+    order_list_id: int = -1  # the OCO list it is a leg of, if any
+    stop_fate: OrderFate | None = None  # a STOP_LOSS that fills only in part when triggered
 
     @property
     def is_open(self) -> bool:
@@ -105,7 +112,7 @@ class Trade:
         }
 
 
-class Engine:
+class Engine(OrderLists):
     """The account and its matching, driven by the clock and the candles."""
 
     def __init__(
@@ -132,6 +139,7 @@ class Engine:
         for asset in (spec.base, spec.quote):
             self.wallet.setdefault(asset, [Decimal(0), Decimal(0)])
         self.orders: list[Order] = []
+        self.lists: list[OrderList] = []
         self.trades: list[Trade] = []
         self._next_order_id = 1
         self._next_trade_id = 1
@@ -170,8 +178,10 @@ class Engine:
         client_order_id: str,
         fate: OrderFate | None = None,
         stop_price: Decimal | None = None,
+        lock: bool = True,
     ) -> tuple[Order, list[Trade]]:
-        """Validate against the filters and the balance, then fill or rest. Raises ApiError."""
+        """Validate against the filters and the balance, then fill or rest. Raises ApiError.
+        `lock=False`: an OCO's limit leg, whose quantity its stop leg locked already."""
         self.sync()
         spec, now = self.spec, self.clock.now_ms()
         current = self.candles.current_price(now)
@@ -182,7 +192,8 @@ class Engine:
             # quoteOrderQty: spend (or receive) about this much quote; the quantity is floored to the step.
             quantity = (quote_order_qty / current).quantize(spec.step, rounding=ROUND_DOWN)
         assert quantity is not None
-        if type == "LIMIT":
+        limit = type in ("LIMIT", "LIMIT_MAKER")
+        if limit:
             assert price is not None
             if price < spec.min_price or price > spec.max_price or price % spec.tick != 0:
                 raise filter_failure("PRICE_FILTER")
@@ -194,29 +205,34 @@ class Engine:
                 raise filter_failure("PRICE_FILTER")
             if (side == "SELL" and stop_price >= current) or (side == "BUY" and stop_price <= current):
                 raise ApiError(-2010, "Stop price would trigger immediately.")
-        reference = price if type == "LIMIT" else stop_price if type == "STOP_LOSS" else current
-        if quantity * reference < spec.min_notional or (type == "LIMIT" and quantity * reference > spec.max_notional):
+        reference = price if limit else stop_price if type == "STOP_LOSS" else current
+        if quantity * reference < spec.min_notional or (limit and quantity * reference > spec.max_notional):
             raise filter_failure("NOTIONAL")
         if any(o.is_open and o.client_order_id == client_order_id for o in self.orders):
             raise ApiError(-2010, DUPLICATE_ORDER)
 
-        marketable = type == "MARKET" or (type == "LIMIT" and (
+        marketable = type == "MARKET" or (limit and (
             (side == "BUY" and price >= current) or (side == "SELL" and price <= current)))
+        if marketable and type == "LIMIT_MAKER":
+            raise ApiError(-2010, "Order would immediately match and take.")
         parts = self._split(quantity)
         # What to lock: a buy holds the quote cost plus fees at the worst price it can pay.
         if side == "BUY":
-            worst = price if type == "LIMIT" else (stop_price or current) * 2 if type == "STOP_LOSS" else current
+            worst = price if limit else (stop_price or current) * 2 if type == "STOP_LOSS" else current
             asset, need = spec.quote, sum((p * worst + self.fee(p * worst) for p in parts), Decimal(0))
         else:
             asset, need = spec.base, quantity
+        if not lock:
+            need = Decimal(0)
         if self.wallet[asset][0] < need:
             raise ApiError(-2010, INSUFFICIENT_BALANCE)
 
         order = Order(
             order_id=self._next_order_id, client_order_id=client_order_id, symbol=spec.id, side=side, type=type,
-            time_in_force=time_in_force if type == "LIMIT" else None, price=price if type == "LIMIT" else Decimal(0),
+            time_in_force=time_in_force if limit else None, price=price if limit else Decimal(0),
             orig_qty=quantity, time=now, update_time=now, locked=need, parts=parts, next_candle_ms=now,
             stop_price=stop_price if type == "STOP_LOSS" else Decimal(0),
+            stop_fate=fate if type == "STOP_LOSS" else None,
         )
         self._next_order_id += 1
         self.orders.append(order)
@@ -236,12 +252,15 @@ class Engine:
             self._release(order)
         return order, trades
 
-    def cancel(self, order: Order) -> str:
-        """Cancel an open order, releasing what it locked; returns the cancel's own client id."""
+    def cancel(self, order: Order, siblings: bool = True) -> str:
+        """Cancel an open order, releasing what it locked; returns the cancel's own client id.
+        A leg of an OCO list takes the other leg with it, as on Binance."""
         order.status = "CANCELED"
         order.update_time = self.clock.now_ms()
         order.parts = []
         self._release(order)
+        if siblings:
+            self._cancel_siblings(order)
         self._cancel_ids += 1
         return f"cancel-{self._cancel_ids}"
 
@@ -273,7 +292,8 @@ class Engine:
         for order in self.orders:
             if order.is_open and order.ends_at_ms and order.ends_at_ms <= now:
                 self._end(order, "EXPIRED" if order.fate == Fate.EXPIRE_LATER else "REJECTED", order.ends_at_ms)
-        resting = [o for o in self.orders if o.is_open and (o.type in ("LIMIT", "STOP_LOSS") or o.fate == Fate.STAY_OPEN)]
+        resting = [o for o in self.orders
+                   if o.is_open and (o.type in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS") or o.fate == Fate.STAY_OPEN)]
         if not resting:
             return
         start = candles.first_at_or_after(min(o.next_candle_ms for o in resting))
@@ -310,8 +330,12 @@ class Engine:
         crossed = low <= stop if selling else high >= stop
         if crossed:
             price, when = (opened, t) if at_open else (stop, t + self.candles.interval_ms - 1)
-            while order.parts and order.is_open:
+            parts = len(order.parts) if order.stop_fate is None else order.stop_fate.parts
+            while order.parts and order.is_open and parts > 0:
                 self._fill(order, price, when, maker=False)
+                parts -= 1
+            if order.is_open:  # the fault matrix: the rest of the triggered order found no liquidity
+                self._end(order, "EXPIRED", when)
         if crossed or closed:
             order.next_candle_ms = t + self.candles.interval_ms
 
@@ -326,6 +350,8 @@ class Engine:
         return parts + [quantity - part * (n - 1)]
 
     def _fill(self, order: Order, price: Decimal, time: int, *, maker: bool) -> Trade | None:
+        if order.order_list_id >= 0:
+            self._claim_lock(order)
         qty = order.parts[0]
         notional = qty * price
         spec = self.spec
@@ -363,6 +389,8 @@ class Engine:
         self.trades.append(trade)
         if order.status == "FILLED":
             self._release(order)  # a marketable buy that paid less than it locked gets the rest back
+        if order.order_list_id >= 0:
+            self._end_siblings(order, time)
         return trade
 
     def _spend_locked(self, asset: str, order: Order, amount: Decimal) -> None:

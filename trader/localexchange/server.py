@@ -66,7 +66,8 @@ class _Server(ThreadingHTTPServer):
 class LocalExchange:
     """A local exchange speaking Binance's spot REST API for one symbol, driven by candles and a
     clock; `fee_mode` (trader.localexchange.fees) says in which currency it charges fees,
-    `stop_orders=False` makes it one without stop orders."""
+    `stop_orders=False` makes it one without stop orders, `oco=False` one with stop orders but
+    no OCO lists."""
 
     def __init__(
         self,
@@ -80,12 +81,15 @@ class LocalExchange:
         *,
         fee_mode: FeeMode | str = FeeMode.QUOTE,
         stop_orders: bool = True,
+        oco: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.spec = SymbolSpec.parse(symbol)
         if not stop_orders:  # an exchange without stop orders, as some are
-            self.spec = dataclasses.replace(self.spec, order_types=("LIMIT", "MARKET"))
+            self.spec = dataclasses.replace(self.spec, order_types=("LIMIT", "MARKET"), oco=False)
+        elif not oco:
+            self.spec = dataclasses.replace(self.spec, oco=False)
         self.candles = Candles(candles, self.spec.tick)
         self.clock = Clock(self.candles.open_time(1))  # the first candle is closed, the second in progress
         self.api_key = api_key
