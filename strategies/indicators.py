@@ -65,13 +65,31 @@ def column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
     """A column as float64 numpy, the same array object for the same frame in a memo block."""
     cache = _memo.get()
     if cache is None:
-        return ohlcv[name].to_numpy(dtype=np.float64)
+        return _column(ohlcv, name)
     key = ("column", id(ohlcv), name)
     hit = cache.get(key)
     if hit is None:
-        hit = (ohlcv, ohlcv[name].to_numpy(dtype=np.float64))
+        hit = (ohlcv, _column(ohlcv, name))
         cache[key] = hit
     return hit[1]
+
+
+def _column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
+    # a tick reads a column of a 500-bar frame: `frame[name]` builds a Series (about 10 us,
+    # a fifth of a tick's strategy); pandas' own column accessor returns the very array
+    # `to_numpy` would for a float64 column. Anything else (another dtype, a duplicated name,
+    # a pandas without the accessor) takes the public path.
+    try:
+        loc = ohlcv.columns.get_loc(name)
+        if isinstance(loc, int):
+            array = ohlcv._get_column_array(loc)
+            if isinstance(array, np.ndarray) and array.dtype == np.float64:
+                array = array.view()
+                array.flags.writeable = False  # as to_numpy's: a signal cannot write into the frame
+                return array
+    except (AttributeError, TypeError):
+        pass
+    return ohlcv[name].to_numpy(dtype=np.float64)
 
 
 def _rolling(name: str, values: np.ndarray, window: int) -> np.ndarray:
@@ -89,10 +107,26 @@ def _rolling(name: str, values: np.ndarray, window: int) -> np.ndarray:
         return x.copy()
     if np.isinf(x).any():
         x = np.where(np.isinf(x), np.nan, x)  # pandas reads inf as missing in rolling windows
-    end = np.arange(1, len(x) + 1, dtype=np.int64)
-    start = end - window
-    np.maximum(start, 0, out=start)
+    start, end = _bounds(len(x), window)
     return kernel(x, start, end, window)
+
+
+_BOUNDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _bounds(n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each output's window [start, end), as Series.rolling gives them: kept per shape, since a
+    daemon asks for the same ones every tick (read-only, so sharing them is safe)."""
+    hit = _BOUNDS.get((n, window))
+    if hit is None:
+        end = np.arange(1, n + 1, dtype=np.int64)
+        start = end - window
+        np.maximum(start, 0, out=start)
+        start.flags.writeable = end.flags.writeable = False
+        if len(_BOUNDS) >= 64:  # sweeps over many lengths: keep it small
+            _BOUNDS.clear()
+        hit = _BOUNDS[(n, window)] = (start, end)
+    return hit
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:

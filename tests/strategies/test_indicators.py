@@ -42,3 +42,16 @@ def test_without_pandas_private_kernels_the_public_path_gives_the_same_bits(monk
     slow = [ind.sma(x, 20), ind.rolling_max(x, 20), ind.rolling_min(x, 20)]
     for a, b in zip(fast, slow):
         assert np.array_equal(a.view(np.int64), b.view(np.int64))
+
+
+def test_a_column_is_the_array_to_numpy_gives_and_read_only():
+    """`column` reads pandas' array without building a Series: the same values, as
+    `to_numpy` gives them, and never a way for a signal to write into the frame."""
+    frame = pd.DataFrame({"open": [1.0, 2.0, 3.0], "close": [4.0, 5.0, 6.0], "volume": [1, 2, 3]}).iloc[1:]
+    close = ind.column(frame, "close")
+    assert np.array_equal(close, frame["close"].to_numpy()) and close.dtype == np.float64
+    assert not close.flags.writeable
+    volume = ind.column(frame, "volume")  # integers: converted as the public path does
+    assert volume.dtype == np.float64 and volume.tolist() == [2.0, 3.0]
+    twice = pd.DataFrame([[1.0, 2.0]], columns=["close", "close"])
+    assert np.array_equal(ind.column(twice, "close"), twice["close"].to_numpy())  # the public path's answer
