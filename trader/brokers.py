@@ -104,6 +104,24 @@ class LiveBroker:
             return Execution(OrderStatus.REJECTED, error=str(exc))
         return self._booked(order)
 
+    def supports_oco(self) -> bool:
+        return self.adapter.supports_oco()
+
+    def place_oco(self, list_id: str, stop_id: str, limit_id: str, amount: float, stop_price: float,
+                  limit_price: float) -> tuple[Execution, Execution]:
+        """A stop-loss and a take-profit as one OCO list: (the stop leg's execution, the
+        take-profit leg's). One request places both or neither, so both share its outcome."""
+        now = self.clock()
+        self._sent[stop_id] = self._sent[limit_id] = now
+        try:
+            stop, limit = self.adapter.create_oco_sell(amount, stop_price, limit_price, list_id=list_id,
+                                                       stop_id=stop_id, limit_id=limit_id)
+        except OrderOutcomeUnknown as exc:
+            return Execution(OrderStatus.UNKNOWN, error=str(exc)), Execution(OrderStatus.UNKNOWN, error=str(exc))
+        except (InsufficientFunds, OrderRejected) as exc:
+            return Execution(OrderStatus.REJECTED, error=str(exc)), Execution(OrderStatus.REJECTED, error=str(exc))
+        return self._booked(stop), self._booked(limit)
+
     def open_orders(self) -> list:
         return self.adapter.fetch_open_orders()
 

@@ -38,10 +38,12 @@ class OrderReason(StrEnum):
 
 class OrderType(StrEnum):
     """MARKET: traded at once; STOP_MARKET: a protective stop resting on the exchange, sold at
-    market once the price reaches its level."""
+    market once the price reaches its level; TAKE_PROFIT: a limit sell resting on the exchange
+    at the take-profit level, the other leg of an OCO list with the stop."""
 
     MARKET = "market"
     STOP_MARKET = "stop_market"
+    TAKE_PROFIT = "take_profit"
 
 
 class OrderStatus(StrEnum):
@@ -138,10 +140,12 @@ def client_order_id(book: str, version: str, bar_time: datetime, reason: OrderRe
     return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-{_PURPOSE[reason]}"
 
 
-def protective_order_id(book: str, version: str, bar_time: datetime) -> str:
+def protective_order_id(book: str, version: str, bar_time: datetime, leg: str = "p") -> str:
     """The stop placed (or resized) on the exchange at this bar's tick: at most one per tick,
-    so the id is as deterministic as the decision's own."""
-    return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-p"
+    so the id is as deterministic as the decision's own. An OCO list placed with it names its
+    take-profit leg `q` and the list itself `o`."""
+    assert leg in ("p", "q", "o")  # letters no decision of _PURPOSE uses
+    return f"ht-{book[:8]}-{version[:8]}-{int(bar_time.timestamp())}-{leg}"
 
 
 @dataclass(frozen=True)

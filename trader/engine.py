@@ -110,17 +110,17 @@ class Engine:
         s = self._session()
         try:
             self._tick(s, view, now, bar_time, report)
-            s.commit()  # also ends a read-only transaction: never hold a snapshot between ticks
+            hot.end_tick(s)  # also ends a read-only transaction: never hold a snapshot between ticks
             return report
         except BaseException:
-            s.rollback()  # leave the session usable; the ledger keeps what was committed
+            hot.abort_tick(s)  # leave the session usable; the ledger keeps what was committed
             raise
 
     def _tick(self, s, view: MarketView, now: datetime, bar_time: datetime, report: TickReport) -> TickReport:
         state, position, cash = self._rows(s)
         # `trader halt` / `resume` may have changed the state from another process: a cheap
         # look at the columns they write, and a full refresh only when one differs
-        if hot.state_columns(s.connection(), self.book) != (state.state, state.reason, state.peak_equity):
+        if hot.state_columns(hot.connection_of(s), self.book) != (state.state, state.reason, state.peak_equity):
             s.refresh(state)
         if state.last_bar_time is not None and bar_time <= state.last_bar_time:
             report.skipped, report.state = True, state.state
@@ -137,9 +137,11 @@ class Engine:
 
         # resting exits, against the bar that just closed
         self.risk.stop_on_exchange = self.protection is not None and self.protection.holds(s)
+        self.risk.take_profit_on_exchange = self.protection is not None and self.protection.holds_take_profit(s)
         exit_plan = None if waiting else self.risk.exit_for_bar(position.qty, position.entry_price, o, h, l)
-        if exit_plan is not None:
-            report.orders.append(self._submit(s, exit_plan, bar_time, fill_time=bar_time))
+        if exit_plan is not None:  # live: what an exit that ended short left is sold again (trader.protection)
+            report.orders.extend(self.protection.exit(s, exit_plan, bar_time, bar_time) if self.protection
+                                 else [self._submit(s, exit_plan, bar_time, fill_time=bar_time)])
 
         # equity at the close; the kill switch
         equity = cash.free + position.qty * c
@@ -195,6 +197,8 @@ class Engine:
     def _submit(self, s, plan: OrderPlan, bar_time: datetime, fill_time: datetime,
                 acted: float | None = None) -> str:
         cid = client_order_id(self.book, self.config.version, bar_time, plan.reason)
+        if self.protection is not None and plan.reason in (OrderReason.STOP_LOSS, OrderReason.TAKE_PROFIT):
+            cid = self.protection.exit_id(s, cid)  # a retry of an exit that ended short: an id of its own
         if plan.side == Side.SELL and self.protection is not None:
             self.protection.cancel_resting(s)  # the stop holds the coins this sale sells
         order = store.order_by_client_id(s, cid)

@@ -45,6 +45,7 @@ class RiskEngine:
         self.limits = limits
         self.round_amount = round_amount  # live: floor to the market's precision
         self.stop_on_exchange = False  # a stop rests on the exchange: the candle-close check stands down
+        self.take_profit_on_exchange = False  # so does the take-profit, the other leg of an OCO list
 
     # -- exits resting on an open position ------------------------------------------------
     def exit_for_bar(self, qty: float, entry: float, open_: float, high: float, low: float) -> OrderPlan | None:
@@ -52,7 +53,8 @@ class RiskEngine:
         if self.is_dust(qty) or not (risk.stop_loss or risk.take_profit):
             return None
         stop_loss = 0.0 if self.stop_on_exchange else risk.stop_loss or 0.0
-        reason, price = rules.exit_hit(entry, open_, high, low, stop_loss, risk.take_profit or 0.0, risk.slippage)
+        take_profit = 0.0 if self.take_profit_on_exchange else risk.take_profit or 0.0
+        reason, price = rules.exit_hit(entry, open_, high, low, stop_loss, take_profit, risk.slippage)
         if reason < 0:
             return None
         paid, _ = rules.close_out(qty, price, risk.fee)
@@ -69,6 +71,16 @@ class RiskEngine:
         fill = price * (1.0 - self.config.risk.slippage)
         paid, _ = rules.close_out(qty, fill, self.config.risk.fee)
         plan = self._sendable(Side.SELL, float(qty), float(fill), float(paid), OrderReason.STOP_LOSS, whole=True)
+        return plan if isinstance(plan, OrderPlan) else None
+
+    def take_for_price(self, qty: float, entry: float, price: float) -> OrderPlan | None:
+        """Between candle closes, where the take-profit should rest on the exchange but does
+        not (its OCO leg filled in part): the last price at or above the level sells at market."""
+        take_profit = self.config.risk.take_profit
+        if not take_profit or self.is_dust(qty) or price < entry * (1.0 + take_profit):
+            return None
+        paid, _ = rules.close_out(qty, price, self.config.risk.fee)
+        plan = self._sendable(Side.SELL, float(qty), float(price), float(paid), OrderReason.TAKE_PROFIT, whole=True)
         return plan if isinstance(plan, OrderPlan) else None
 
     # -- the strategy's target -----------------------------------------------------------

@@ -45,9 +45,10 @@ def protection_of(rig):
 
 def test_the_stop_rests_on_the_exchange_and_follows_the_position(btc, stop_config, tmp_path):
     data = stop_config.to_dict()
-    data["risk"]["take_profit"] = 0.03  # checked at candle closes: its sale cancels the stop first
+    data["risk"]["take_profit"] = 0.03  # no OCO lists here: checked at candle closes, its sale cancels the stop first
     config = parse_strategy_config(data, "<stop and take-profit>")
-    with LocalExchange(btc.iloc[:700], symbol="BTC/USDT", balances={"USDT": 10_000.0}, partial_fills=2) as ex:
+    with LocalExchange(btc.iloc[:700], symbol="BTC/USDT", balances={"USDT": 10_000.0}, partial_fills=2,
+                       oco=False) as ex:
         rig = Rig(ex, config, f"sqlite:///{tmp_path / 's.db'}")
         run(rig, 100, 700)
         fills, orders = ledger_matches_exchange(rig)
