@@ -15,8 +15,11 @@ started with the held-out walk-forward fold and continued by every shadow bar si
            challenger's risk-adjusted return is not clearly worse;
 - reject   when the evidence that the challenger is *worse* at its claim reaches
            1 / REJECT_LEVEL (keeping the status quo needs no multiplicity correction);
-- expire   when MAX_DAYS have passed without a verdict (inconclusive; the value may be tried
-           again once the baseline has changed);
+- expire   when MAX_DAYS have passed and the evidence does not lean the claim's way (the
+           statistic's mean is not positive), or MAX_DAYS_LONG have passed whatever it shows
+           (inconclusive; the value may be tried again once the baseline has changed). A weak
+           real effect needs months of bars to reach 1 / alpha, and an experiment that runs
+           on costs no more error budget, only a slot;
 - continue otherwise.
 """
 
@@ -42,8 +45,8 @@ from .types import ExperimentDecision, Proposal
 MAX_CHALLENGERS = 3  # experiments in shadow at once
 MIN_DAYS = 7  # of forward shadow trading before a promotion
 MIN_BARS = 20  # of forward paired bars before a promotion (a week of daily candles is not enough)
-MAX_DAYS = 56  # an experiment still undecided after 8 weeks expires ...
-MAX_DAYS_SPARSE = 182  # ... unless it has fewer than EXPIRE_BARS forward bars, up to 26 weeks
+MAX_DAYS = 56  # an experiment undecided after 8 weeks expires unless it leans the claim's way ...
+MAX_DAYS_LONG = 182  # ... or has fewer than EXPIRE_BARS forward bars (daily candles); all end at 26 weeks
 EXPIRE_BARS = 100
 REJECT_LEVEL = 0.05  # evidence of harm needed to reject early (e-value 20)
 
@@ -136,6 +139,7 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         **result.as_dict(), "threshold": threshold, "alpha": experiment.alpha,
         "reject_threshold": 1.0 / REJECT_LEVEL, "forward_bars": bars, "prior_bars": int(prior_c.size),
         "days": round(days, 2), "min_days": MIN_DAYS, "min_bars": MIN_BARS, "max_days": MAX_DAYS,
+        "max_days_long": MAX_DAYS_LONG,
         "challenger": window_metrics(joined["challenger"], config.timeframe),
         "control": window_metrics(joined["control"], config.timeframe),
     }
@@ -159,10 +163,16 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         return ExperimentDecision(action="promote", evidence=evidence, reason=(
             f"Promote: {claim.metric} improved: {where}; e-value {result.e_value:.3g} >= {threshold:.3g} = 1/alpha "
             f"(tested with {claim.why})."), **common)
-    if days >= MAX_DAYS and (bars >= EXPIRE_BARS or days >= MAX_DAYS_SPARSE):
+    leaning = result.mean > 0
+    if days >= MAX_DAYS_LONG or (days >= MAX_DAYS and bars >= EXPIRE_BARS and not leaning):
         return _close(experiment, now, ExperimentDecision(action="expire", evidence=evidence, reason=(
             f"Expire: inconclusive after {days:.0f} days: {where}; e-value {result.e_value:.3g}, needed "
             f"{threshold:.3g}."), **common), "expired")
+    if days >= MAX_DAYS:
+        why = "it leans the claim's way" if leaning else f"fewer than {EXPIRE_BARS} forward bars"
+        needs = f" ({why}, so it runs on, at most {MAX_DAYS_LONG} days)"
+        return ExperimentDecision(action="continue", evidence=evidence, reason=(
+            f"Continue: {where}; e-value {result.e_value:.3g} of the {threshold:.3g} needed{needs}."), **common)
     needs = ("" if enough else f" (a promotion needs {MIN_DAYS} days and {MIN_BARS} forward bars)")
     return ExperimentDecision(action="continue", evidence=evidence, reason=(
         f"Continue: {where}; e-value {result.e_value:.3g} of the {threshold:.3g} needed{needs}."), **common)

@@ -125,14 +125,17 @@ def test_apply_mode_runs_experiments_beside_a_control_book(pg_world):
     running = world.running()
     assert [r[1] for r in running] == [p.variable for p in started.proposals]
     assert len({r[4] for r in running}) == 1 and running[0][4].startswith("control-")  # one shared control
-    # the yearly budget: the income of the 800 bars (33 days) since the first review, shared equally
-    weeks = (world.btc.index[2299] - world.btc.index[1499]).total_seconds() / (7 * 86400)
-    level = budget.ALPHA_PER_YEAR * weeks / 52 / len(running)
+    # the yearly budget: half a year's income is there at once, shared in the proposer's order,
+    # the lead candidate twice the others' share, none above a quarter of a year's
+    weights = [budget.LEAD_WEIGHT] + [1.0] * (len(running) - 1)
+    free = budget.ALPHA_PER_YEAR * budget.ADVANCE_WEEKS / 52
+    expected = [min(free * w / sum(weights), budget.ALPHA_PER_YEAR * budget.MAX_SHARE) for w in weights]
     with world.factory() as s:
         rows = experiments.running(s)
-        assert all(e.alpha == pytest.approx(level) for e in rows)
+        assert [e.alpha for e in rows] == pytest.approx(expected)
+        level = {e.id: e.alpha for e in rows}
         assert all(e.metric == started.proposals[0].metric and e.prior["challenger"] for e in rows)
-        assert budget.available(s, started.time)[2] == pytest.approx(0.0, abs=1e-12)
+        assert budget.available(s, started.time)[2] == pytest.approx(free - sum(expected), abs=1e-12)
     world.drive(2300, 3000)
     judged = world.review(3000)
     assert {d.experiment_id for d in judged.decisions} == {r[0] for r in running}
@@ -140,7 +143,7 @@ def test_apply_mode_runs_experiments_beside_a_control_book(pg_world):
         assert d.action in ("continue", "reject", "promote", "expire")
         e = d.evidence
         assert e["forward_bars"] == 699 and e["prior_bars"] > 100  # the held-out fold opens the test
-        assert e["threshold"] == pytest.approx(1 / level) and e["e_value"] > 0
+        assert e["threshold"] == pytest.approx(1 / level[d.experiment_id]) and e["e_value"] > 0
         assert e["claim"] == started.proposals[0].metric and e["statistic"] == sequential.claim_for(e["claim"], d.variable).statistic
     with world.factory() as s:
         assert len(store.equity_of(s, running[0][3])) == 700 and len(store.equity_of(s, running[0][4])) == 700

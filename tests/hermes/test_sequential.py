@@ -3,6 +3,7 @@ at, powerful where the claim holds, and testing the claim the experiment made.""
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -107,36 +108,70 @@ def reviewed_once(tmp_path):
         yield s
 
 
+_BOOKS = itertools.count()
+
+
+def _started(s, now, levels, e_value=0.0, status="expired"):
+    for alpha in levels:
+        s.add(Experiment(book=f"b{next(_BOOKS)}", baseline_version="v", challenger_version="v", variable="fast",
+                         value=1.0, status=status, alpha=alpha, started_at=now, evidence={"e_value": e_value}))
+    s.flush()
+
+
 def test_the_yearly_budget_pays_the_same_level_to_the_hundredth_experiment(tmp_path):
-    """E[false promotions in T weeks] <= 0.05 T / 52: the level depends on time, not on how
-    many experiments came before (a lifetime budget would give the 100th 1/10,000 of the first's)."""
+    """E[false promotions in T weeks] <= 0.05 max(T, 26) / 52: the level depends on time, not on
+    how many experiments came before (a lifetime budget would give the 100th 1/10,000 of the
+    first's). Every experiment here ends with an e-value of 0, so nothing is refunded."""
     with reviewed_once(tmp_path) as s:
         s.add(StrategyVersion(version="v", name="n", strategy="ma_cross", settings={}))
-        assert budget.levels(s, T0, 3) == []  # nothing earned yet
         weekly = budget.ALPHA_PER_YEAR / 52
         levels = []
-        for week in range(1, 105):  # two years, three experiments started every week
+        for week in range(1, 105):  # two years, three experiments asked for every week
             now = T0 + timedelta(weeks=week)
             share = budget.levels(s, now, 3)
-            for alpha in share:
-                s.add(Experiment(book=f"b{week}", baseline_version="v", challenger_version="v", variable="fast",
-                                 value=1.0, status="expired", alpha=alpha, started_at=now))
-            s.flush()
+            _started(s, now, share)
             levels.append(share)
             earned, spent, _ = budget.available(s, now)
-            assert spent <= earned + 1e-15 and earned == pytest.approx(weekly * week)
-    assert levels[0] == pytest.approx([weekly / 3] * 3) and levels[-1] == pytest.approx(levels[0])
+            assert spent <= earned + 1e-15 and earned == pytest.approx(weekly * max(week, budget.ADVANCE_WEEKS))
+    # half a year's income at once: the lead candidate gets twice the others' share, within the cap
+    half = budget.ALPHA_PER_YEAR / 2
+    assert levels[0] == pytest.approx([half / 2, half / 4, half / 4])
+    assert levels[0][0] == pytest.approx(budget.ALPHA_PER_YEAR * budget.MAX_SHARE)
+    assert all(share == [] for share in levels[1:25])  # spent until the income catches up
+    # then every week's income, in the same shares, for as long as Hermes runs
+    assert levels[30] == pytest.approx([weekly / 2, weekly / 4, weekly / 4]) and levels[-1] == pytest.approx(levels[30])
     assert sum(map(sum, levels[:52])) <= budget.ALPHA_PER_YEAR + 1e-12
+    assert sum(map(sum, levels[52:])) <= budget.ALPHA_PER_YEAR + 1e-12
+
+
+def test_an_experiment_closed_without_a_promotion_gives_back_what_was_never_at_risk(tmp_path):
+    """Refund alpha * min(K, 1) at the last look (optional stopping of the e-process): a level
+    still running or promoted is spent in full; one expired with K = 0.4 costs 60 % of it."""
+    with reviewed_once(tmp_path) as s:
+        s.add(StrategyVersion(version="v", name="n", strategy="ma_cross", settings={}))
+        s.flush()
+        now = T0 + timedelta(weeks=1)
+        _started(s, now, [0.004], status="running")
+        _started(s, now, [0.004], status="promoted", e_value=500.0)
+        _started(s, now, [0.004], status="expired", e_value=0.4)
+        _started(s, now, [0.004], status="stopped", e_value=3.0)  # stopped when another was promoted
+        _started(s, now, [0.004], status="rejected", e_value=0.0)
+        earned, spent, free = budget.available(s, now)
+        assert spent == pytest.approx(0.004 + 0.004 + 0.0024 + 0.0 + 0.004)
+        assert free == pytest.approx(earned - spent)
 
 
 def test_unspent_income_waits_for_later_experiments_within_a_cap(tmp_path):
     with reviewed_once(tmp_path) as s:
-        s.flush()
-        assert budget.levels(s, T0 + timedelta(weeks=4), 1) == pytest.approx([budget.ALPHA_PER_YEAR * 4 / 52])
-        capped = budget.levels(s, T0 + timedelta(weeks=52), 1)
-        assert capped == pytest.approx([budget.ALPHA_PER_YEAR * budget.MAX_SHARE])
+        s.add(StrategyVersion(version="v", name="n", strategy="ma_cross", settings={}))
+        cap = budget.ALPHA_PER_YEAR * budget.MAX_SHARE
+        assert budget.levels(s, T0 + timedelta(weeks=4), 1) == pytest.approx([cap])
+        assert budget.levels(s, T0 + timedelta(weeks=52), 1) == pytest.approx([cap])
         # too little left for three: fewer experiments, each with a level that can still pass
-        assert len(budget.levels(s, T0 + timedelta(days=2), 3)) == 1
+        _started(s, T0, [budget.ALPHA_PER_YEAR / 2 - 2.5 * budget.MIN_LEVEL])
+        fewer = budget.levels(s, T0 + timedelta(days=2), 3)
+        assert len(fewer) == 1 and fewer[0] == pytest.approx(2.5 * budget.MIN_LEVEL)
+        assert budget.levels(s, T0 + timedelta(days=2), 1) == pytest.approx(fewer)
 
 
 def test_the_user_sets_the_yearly_rate_and_nonsense_is_refused(tmp_path):
