@@ -136,7 +136,7 @@ def record_equity(session: Session, *, book: str, time: datetime, equity: float,
                   qty: float, price: float, target: float, strategy_version: str) -> None:
     # the ledger's hottest write, one row per tick, nothing reads it back as an object: a
     # prepared statement on the session's connection (`hot`), not the ORM's unit of work
-    hot.insert_equity(session.connection(), book=book, time=time, equity=equity, cash=cash, position_qty=qty,
+    hot.insert_equity(hot.connection_of(session), book=book, time=time, equity=equity, cash=cash, position_qty=qty,
                       price=price, target=target, strategy_version=strategy_version)
 
 
@@ -146,7 +146,7 @@ def mark_tick(session: Session, state: DaemonState, **values: Any) -> None:
     A prepared UPDATE, and the loaded row takes the values as its database state: the ORM's
     unit of work costs several times the statement for this one row per tick. A rollback
     expires the row, so it never holds values the database does not."""
-    hot.update_state(session.connection(), state.book, values)
+    hot.update_state(hot.connection_of(session), state.book, values)
     for key, value in values.items():
         set_committed_value(state, key, value)
 
