@@ -99,7 +99,7 @@ def describe(session, book: str, qty: float, entry: float, risk: dict) -> dict:
     stop = _open(session, book)
     take = _open(session, book, OrderType.TAKE_PROFIT)
     found = {"in_force": kind.value, "stop_price": None, "order": None, "take_profit": None,
-             "take_profit_price": None}
+             "take_profit_price": None, "take_profit_order": None}
     if stop is not None:
         found.update(stop_price=stop.price, order=stop.client_order_id)
     elif kind == InForce.CANDLE_CLOSE:

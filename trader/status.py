@@ -63,20 +63,16 @@ def _cash_now(session: Session, book: str, position, last) -> float | None:
 
 
 def _protection(session: Session, book: str, state, position) -> dict:
-    """Which protection the position has: a stop resting on the exchange (its level and
-    order), the level checked at each candle close, or none."""
+    """Which protection the position has (trader.protection.describe): a stop, or a stop and
+    take-profit OCO list, resting on the exchange (levels and orders), the levels checked by
+    the daemon, or none."""
     from .ledger.models import StrategyVersion
-    from .protection import InForce, in_force, resting
+    from .protection import describe
 
     version = session.get(StrategyVersion, state.strategy_version) if state.strategy_version else None
-    stop_loss = ((version.settings or {}).get("risk") or {}).get("stop_loss") if version else None
-    qty = position.qty if position else 0.0
-    kind = in_force(session, book, qty, stop_loss)
-    if kind == InForce.EXCHANGE_STOP:
-        order = resting(session, book)
-        return {"in_force": kind.value, "stop_price": order.price, "order": order.client_order_id}
-    level = position.entry_price * (1.0 - stop_loss) if kind == InForce.CANDLE_CLOSE else None
-    return {"in_force": kind.value, "stop_price": level, "order": None}
+    risk = ((version.settings or {}).get("risk") or {}) if version else {}
+    qty, entry = (position.qty, position.entry_price) if position else (0.0, 0.0)
+    return describe(session, book, qty, entry, risk)
 
 
 def _pnl(session: Session, book: str, position, last) -> dict | None:
