@@ -54,6 +54,11 @@ KILL_WEIGHTS = {"order": 0.5, "tick": 0.2, "uniform": 0.15, "startup": 0.15}
 # with a stop resting on the exchange: also right after one is placed or cancelled
 STOP_LOSS = 0.002  # the 1-second candles swing 0.4%: stops fire every few positions
 KILL_WEIGHTS_WITH_STOPS = {"order": 0.3, "protect": 0.3, "tick": 0.15, "uniform": 0.1, "startup": 0.15}
+# with an OCO list (stop and take-profit) resting: also right after a leg's fill is booked
+TAKE_PROFIT = 0.002
+KILL_WEIGHTS_WITH_OCO = {"order": 0.25, "protect": 0.25, "protect_fill": 0.2, "tick": 0.1, "uniform": 0.05,
+                         "startup": 0.15}
+OCO = "POST /api/v3/orderList/oco"
 RSS_BOUND_MB = 50.0
 
 
@@ -73,12 +78,12 @@ def table(title: str, rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> s
 
 
 def run_kills(n: int, seed: int, root: Path, fee_mode: str = "quote", stop_loss: float | None = None,
-              downtime: float = 0.0) -> dict:
+              downtime: float = 0.0, take_profit: float | None = None) -> dict:
     started = time.time()
-    world = H.LiveWorld(root / f"kills-{fee_mode}-{stop_loss}", seed, future=3600 + 30 * n, fee_mode=fee_mode,
-                        strategy=H.strategy_yaml(stop_loss=stop_loss))
+    world = H.LiveWorld(root / f"kills-{fee_mode}-{stop_loss}-{take_profit}", seed, future=3600 + 30 * n,
+                        fee_mode=fee_mode, strategy=H.strategy_yaml(stop_loss=stop_loss, take_profit=take_profit))
     rng = np.random.default_rng(seed)
-    weights_by_mode = KILL_WEIGHTS_WITH_STOPS if stop_loss else KILL_WEIGHTS
+    weights_by_mode = KILL_WEIGHTS_WITH_OCO if take_profit else KILL_WEIGHTS_WITH_STOPS if stop_loss else KILL_WEIGHTS
     modes, weights = zip(*weights_by_mode.items())
     records: list[H.KillRecord] = []
     try:
@@ -94,6 +99,7 @@ def run_kills(n: int, seed: int, root: Path, fee_mode: str = "quote", stop_loss:
         final = world.check()
         hits = world.exchange.hits()
         stops = [o for o in world.exchange.orders if o["type"] == "STOP_LOSS"]
+        takes = [o for o in world.exchange.orders if o["type"] == "LIMIT_MAKER"]
         weight = H.max_weight_per_minute(world.exchange, hits)
         orders_10s = H.max_orders_per_10s(hits)
     finally:
@@ -114,8 +120,9 @@ def run_kills(n: int, seed: int, root: Path, fee_mode: str = "quote", stop_loss:
             "placed" in p for p in final.problems), "fills_lost": len(missing), "final_exit_code": code,
         "max_weight_per_minute": weight, "max_orders_per_10s": orders_10s,
         "seconds": round(time.time() - started, 1), "problems": problems,
-        "fee_mode": fee_mode, "stop_loss": stop_loss,
-        "stops": {status: sum(o["status"] == status for o in stops) for status in ("FILLED", "CANCELED", "NEW")},
+        "fee_mode": fee_mode, "stop_loss": stop_loss, "take_profit": take_profit,
+        "stops": {status: sum(o["status"] == status for o in stops) for status in ("FILLED", "CANCELED", "NEW", "EXPIRED")},
+        "takes": {status: sum(o["status"] == status for o in takes) for status in ("FILLED", "CANCELED", "NEW", "EXPIRED")},
         "stops_rejected_in_ledger": dict(final.ledger_orders).get("rejected", 0),
     }
 
@@ -163,6 +170,7 @@ class FaultCase:
     injections: list[tuple[str, Any, int]]
     retry_after: float | None = None
     stop_loss: float | None = None  # a stop resting on the exchange while a position is open
+    take_profit: float | None = None  # with the stop: the two rest as one OCO list
 
 
 FAULT_CASES = [
@@ -194,12 +202,21 @@ FAULT_CASES = [
               stop_loss=0.002),
     FaultCase("dropped after the stop (or an order) was accepted, stops on",
               [(ORDER, faults.drop_after_accept(), 2)], stop_loss=0.002),
+    FaultCase("the exchange refuses the OCO list twice (then the stop alone)",
+              [(OCO, faults.http_error(400, -2010, "Order type not allowed for this API key."), 2)],
+              stop_loss=0.002, take_profit=TAKE_PROFIT),
+    FaultCase("dropped after the OCO list was accepted", [(OCO, faults.drop_after_accept(), 1)],
+              stop_loss=0.002, take_profit=TAKE_PROFIT),
+    FaultCase("500 on the OCO list", [(OCO, faults.server_error(500), 1)], stop_loss=0.002, take_profit=TAKE_PROFIT),
+    FaultCase("the OCO's stop triggers into a thin book (one part fills, the rest expires)",
+              [(OCO, faults.expire(1), 3)], stop_loss=0.002, take_profit=TAKE_PROFIT),
 ]
 
 
 def run_fault(case: FaultCase, root: Path, seed: int) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in case.name.lower())[:50]
-    world = H.LiveWorld(root / "faults" / slug, seed, strategy=H.strategy_yaml(stop_loss=case.stop_loss))
+    world = H.LiveWorld(root / "faults" / slug, seed,
+                        strategy=H.strategy_yaml(stop_loss=case.stop_loss, take_profit=case.take_profit))
     row: dict[str, Any] = {"fault": case.name, "problems": []}
     d = world.daemon()
     try:
@@ -237,9 +254,11 @@ def run_fault(case: FaultCase, root: Path, seed: int) -> dict:
     return row
 
 
-def run_faults(root: Path, seed: int) -> list[dict]:
+def run_faults(root: Path, seed: int, matching: str = "") -> list[dict]:
     rows = []
     for i, case in enumerate(FAULT_CASES):
+        if matching.lower() not in case.name.lower():
+            continue
         row = run_fault(case, root, seed + i)
         rows.append(row)
         ra = f", waited {row['waited']} s for Retry-After {row['retry_after']:g} s" if "retry_after" in row else ""
@@ -417,8 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mode-kills", type=int, default=20,
                         help="stops: SIGKILLs per fee mode with a stop resting on the exchange (default 20)")
-    parser.add_argument("--only", default="kills,stops,probe,faults,soak,inputs",
+    parser.add_argument("--only", default="kills,stops,oco,probe,faults,soak,inputs",
                         help="comma-separated parts to run (default: all)")
+    parser.add_argument("--faults-matching", default="", help="faults: only the cases whose name holds this text")
     parser.add_argument("--sample-every", type=int, default=500, help="soak: ticks between RSS samples")
     parser.add_argument("--fault-every", type=int, default=240, help="soak: ticks between injected faults")
     parser.add_argument("--cli-sample", type=int, default=40, help="bad inputs also run through the real CLI")
@@ -440,13 +460,20 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("quote", "base", "third"):
             log(f"\n== kill -9 x {args.mode_kills}, fees in {mode}, a stop resting on the exchange, 2 s down each")
             results["stops"].append(run_kills(args.mode_kills, args.seed, root, mode, STOP_LOSS, downtime=2.0))
+    if "oco" in parts:
+        results["oco"] = []
+        for mode in ("quote", "base", "third"):
+            log(f"\n== kill -9 x {args.mode_kills}, fees in {mode}, an OCO list (stop and take-profit) resting, "
+                "2 s down each")
+            results["oco"].append(run_kills(args.mode_kills, args.seed, root, mode, STOP_LOSS, downtime=2.0,
+                                            take_profit=TAKE_PROFIT))
     if "probe" in parts:
         log("\n== probe: kill while an order request is still in flight")
         results["probe"] = run_probe(root, args.seed)
         log(f"  {results['probe']}")
     if "faults" in parts:
         log(f"\n== faults x {len(FAULT_CASES)} against the real daemon")
-        results["faults"] = run_faults(root, args.seed)
+        results["faults"] = run_faults(root, args.seed, args.faults_matching)
     if "soak" in parts:
         log(f"\n== soak: {args.soak_days:g} days of 1-minute candles")
         results["soak"] = run_soak(args.soak_days, args.seed, root, args.sample_every, args.fault_every)
@@ -489,6 +516,17 @@ def report(results: dict) -> bool:
                      f"stops filled {k['stops']['FILLED']}, cancelled {k['stops']['CANCELED']}, resting "
                      f"{k['stops']['NEW']}; duplicates {k['duplicate_orders']}, fills lost {k['fills_lost']}; "
                      f"position {k['position']:.8f} vs exchange {k['exchange_btc']:.8f}; {k['seconds']:.0f} s"))
+    for k in results.get("oco", []):
+        unexpected += k["problems"]
+        rows.append((f"kills, fees in {k['fee_mode']}, OCO lists on the exchange",
+                     f"{k['survived']}/{k['kills']} survived (" + ", ".join(f"{m} {n}" for m, n in k["by_mode"].items())
+                     + f"); {k['exchange_orders']} orders, {k['exchange_trades']} trades, {k['ledger_fills']} fills; "
+                     f"stop legs filled {k['stops']['FILLED']}, expired {k['stops']['EXPIRED']}, cancelled "
+                     f"{k['stops']['CANCELED']}; take-profit legs filled {k['takes']['FILLED']}, expired "
+                     f"{k['takes']['EXPIRED']}, cancelled {k['takes']['CANCELED']}; resting {k['stops']['NEW']}; "
+                     f"duplicates {k['duplicate_orders']}, fills lost {k['fills_lost']}; position "
+                     f"{k['position']:.8f} vs exchange {k['exchange_btc']:.8f}; cash {k['cash']:.6f} vs "
+                     f"{k['exchange_usdt']:.6f}; {k['seconds']:.0f} s"))
     if "probe" in results:
         p = results["probe"]
         rows.append(("probe: kill with an order in flight to a slow exchange",

@@ -205,9 +205,12 @@ def retry_after_waits(hits: list[Hit], statuses: Iterable[int] = (429, 418, 503)
 
 
 def strategy_yaml(timeframe: str = "1s", fast: int = 2, slow: int = 5, stake: float = 0.5,
-                  capital: float = START_USDT, name: str = "reliability", stop_loss: float | None = None) -> str:
-    """The daemon's strategy file; `stop_loss`: a stop resting on the exchange while a position is open."""
+                  capital: float = START_USDT, name: str = "reliability", stop_loss: float | None = None,
+                  take_profit: float | None = None) -> str:
+    """The daemon's strategy file; `stop_loss`: a stop resting on the exchange while a position
+    is open; with `take_profit` too, the two rest as one OCO list."""
     stop = "null" if stop_loss is None else repr(stop_loss)
+    take = "null" if take_profit is None else repr(take_profit)
     return (
         f"name: {name}\n"
         "exchange: binance\n"
@@ -216,7 +219,7 @@ def strategy_yaml(timeframe: str = "1s", fast: int = 2, slow: int = 5, stake: fl
         f"capital: {capital}\n"
         "strategy: ma_cross\n"
         f"params: {{fast: {fast}, slow: {slow}, kind: sma}}\n"
-        f"risk: {{stake_fraction: {stake}, stop_loss: {stop}, take_profit: null, fee: 0.001, slippage: 0.0005}}\n"
+        f"risk: {{stake_fraction: {stake}, stop_loss: {stop}, take_profit: {take}, fee: 0.001, slippage: 0.0005}}\n"
     )
 
 
@@ -582,9 +585,10 @@ def check_consistency(url: str, orders_on_exchange: list[dict], trades_on_exchan
         missing = sorted(exchange_ids - set(fill_ids), key=int)
         problems += [f"exchange trade {tid} is missing from the ledger" for tid in missing]
         resting = {e["client_order_id"] for e in orders_on_exchange if e["status"] in ("NEW", "PARTIALLY_FILLED")}
-        # a protective stop rests on the exchange by design: open in both is consistent
+        # a protective stop (or OCO leg) rests on the exchange by design: open in both is consistent
         problems += [f"order {o.client_order_id} left {o.status}" for o in orders if o.status in UNRESOLVED
-                     and not (o.type == "stop_market" and o.status == "open" and o.client_order_id in resting)]
+                     and not (o.type in ("stop_market", "take_profit") and o.status == "open"
+                              and o.client_order_id in resting)]
         problems += [f"order {cid} open on the exchange, not in the ledger as open" for cid in resting
                      if by_cid.get(cid) is None or by_cid[cid].status != "open"]
         if abs(out.position - out.exchange_base) > STEP / 2:
@@ -693,7 +697,8 @@ def kill_once(world: LiveWorld, number: int, mode: str, rng: np.random.Generator
     * tick: 0-30 ms into one of the first three scheduled ticks (candles, strategy, ledger);
     * uniform: 0-3 s after start-up, wherever that falls;
     * startup: 0.5-2.5 s after spawn (imports, migrations, reconciliation of the last death);
-    * protect: right after a protective stop is placed or cancelled (0-10 ms later).
+    * protect: right after a protective stop (or OCO list) is placed or cancelled (0-10 ms later);
+    * protect_fill: right after the fill of a protective order (a stop or OCO leg) is booked.
 
     `delay` replaces the random part (seconds), for tests that need one exact point.
     """
@@ -721,6 +726,11 @@ def kill_once(world: LiveWorld, number: int, mode: str, rng: np.random.Generator
                 if d.wait_for(lambda r: r.get("event") in ("protection_placed", "protection_cancelled"),
                               after=mark, timeout=60) is None:
                     problems.append(f"kill {number}: no protective stop placed or cancelled within 60 s")
+                time.sleep(rng.uniform(0.0, 0.01) if delay is None else delay)
+            elif mode == "protect_fill":
+                if d.wait_for(lambda r: r.get("event") == "order_filled"
+                              and str(r.get("client_order_id", "")).endswith(("-p", "-q")), after=mark, timeout=60) is None:
+                    problems.append(f"kill {number}: no protective fill booked within 60 s")
                 time.sleep(rng.uniform(0.0, 0.01) if delay is None else delay)
             else:
                 raise ValueError(mode)
