@@ -253,11 +253,12 @@ class Engine:
 
     def _rows(self, s):
         # strong references: the session's identity map is weak, and reloading these three
-        # rows on every tick would cost more than the tick's own writes
+        # rows on every tick would cost more than the tick's own writes (the base balance,
+        # held too, is the fourth row a fill moves)
         if self._held is None:
             self._held = (s.get(store.DaemonState, self.book), s.get(store.Position, self.book),
-                          s.get(store.Balance, (self.book, self.quote)))
-        return self._held
+                          s.get(store.Balance, (self.book, self.quote)), s.get(store.Balance, (self.book, self.base)))
+        return self._held[:3]
 
     def _session(self):
         # one session for the engine's life: the book's rows stay in its identity map, so a

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from .models import DaemonState, EquityPoint
+from .models import DaemonState, EquityPoint, Fill, Order
 
 
 class Prepared:
@@ -69,6 +69,9 @@ class Prepared:
 _EQUITY_KEYS = ("book", "time", "equity", "cash", "position_qty", "price", "target", "strategy_version")
 _INSERT_EQUITY = Prepared(insert(EquityPoint.__table__), _EQUITY_KEYS)
 _TICK_UPDATES: dict[tuple[str, ...], Prepared] = {}
+_ORDER_ID = Prepared(select(Order.id).where(Order.client_order_id == bindparam("cid")))
+_FILLS = Prepared(select(func.count()).select_from(Fill)
+                  .where(Fill.book == bindparam("book"), Fill.trade_id == bindparam("trade_id")))
 _SEEN = Prepared(select(DaemonState.state, DaemonState.reason, DaemonState.peak_equity)
                  .where(DaemonState.book == bindparam("book")))
 
@@ -115,3 +118,13 @@ def update_state(connection: Connection, book: str, values: dict[str, Any]) -> N
 def state_columns(connection: Connection, book: str) -> tuple[str, str | None, float]:
     """(state, reason, peak equity) as stored: what `trader halt` / `resume` write."""
     return tuple(_SEEN.execute(connection, {"book": book}))
+
+
+def order_id(connection: Connection, client_order_id: str) -> int | None:
+    """The ledger id of the order with this client id (every decision looks its own up)."""
+    row = _ORDER_ID.execute(connection, {"cid": client_order_id})
+    return None if row is None else row[0]
+
+
+def fill_count(connection: Connection, book: str, trade_id: str) -> int:
+    return _FILLS.execute(connection, {"book": book, "trade_id": trade_id})[0]
