@@ -154,8 +154,9 @@ class MarketView:
 
     bars: pd.DataFrame  # closed bars, oldest first; the last one has just closed
     next_open: float | None  # the open of the bar in progress (None at the end of a replay)
-    next_time: pd.Timestamp | None  # its open time
+    next_time: datetime | None  # its open time (a pandas Timestamp, or a UTC datetime from a replay)
     ohlc: tuple[float, float, float, float] | None = None  # the last bar, when the feed has it handy
+    bar_utc: datetime | None = None  # bar_time as a UTC datetime, when the feed has it handy
 
     @property
     def bar_time(self) -> pd.Timestamp:

@@ -105,7 +105,7 @@ class Engine:
         """Process the bar that just closed. One session; commits where the ledger must be
         ahead of the broker (an order intent) and once at the end."""
         now = now or datetime.now(timezone.utc)
-        bar_time = _utc(view.bar_time)
+        bar_time = view.bar_utc or _utc(view.bar_time)
         report = TickReport(bar_time=bar_time)
         s = self._session()
         try:

@@ -60,14 +60,14 @@ def run_replay(options: RunOptions, stop: threading.Event | None = None,
             if stop is not None and stop.is_set():
                 break
             try:
-                engine.tick(view, now=(view.next_time or view.bar_time + step).to_pydatetime())
+                engine.tick(view, now=view.next_time or (view.bar_time + step).to_pydatetime())
             except BaseException:
                 # the failed tick's rollback undid its whole batch: redo the batch's ticks
                 # before it, so the ledger ends as it would with a commit per tick
                 group.close()
                 redo = engine_on(sessions(ledger))
                 for again in itertools.islice(feed.views(group.committed), ticks - group.committed):
-                    redo.tick(again, now=(again.next_time or again.bar_time + step).to_pydatetime())
+                    redo.tick(again, now=again.next_time or (again.bar_time + step).to_pydatetime())
                 redo.close()
                 raise
             ticks += 1
