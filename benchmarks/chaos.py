@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         results["probe"] = run_probe(root, args.seed)
         log(f"  {results['probe']}")
     if "faults" in parts:
-        log(f"\n== faults x {len(FAULT_CASES)} against the real daemon")
+        log(f"\n== faults x {sum(args.faults_matching.lower() in c.name.lower() for c in FAULT_CASES)} against the real daemon")
         results["faults"] = run_faults(root, args.seed, args.faults_matching)
     if "soak" in parts:
         log(f"\n== soak: {args.soak_days:g} days of 1-minute candles")
