@@ -303,25 +303,46 @@ def _resume(args: argparse.Namespace) -> int:
     """Apply the fix Hermes proposed while the book was halted (unless --keep), then resume."""
     from datetime import datetime, timezone
 
-    from hermes.apply import resume_book
-
     from .ledger import data_dir
     from .ledger.models import MAIN_BOOK
 
+    factory = _ledger()
+    with factory() as s:
+        maybe = _fix_may_be_pending(s, MAIN_BOOK)
+    if not maybe:
+        return _set_state("running", None, factory)
+    from hermes.apply import resume_book
+
     try:
-        print(resume_book(_ledger(), Path(args.config), data_dir(), MAIN_BOOK, datetime.now(timezone.utc),
+        print(resume_book(factory, Path(args.config), data_dir(), MAIN_BOOK, datetime.now(timezone.utc),
                           keep=args.keep))
     except LookupError as exc:
         raise InputError(str(exc)) from None
     return 0
 
 
-def _set_state(state: str, reason: str | None) -> int:
+def _fix_may_be_pending(s, book: str) -> bool:
+    """What `hermes.apply.pending_fix` requires before it looks further: a halted book,
+    approved apply mode, and a latest review in apply mode that proposed a fix. Without them
+    Hermes, whose import is a third of `trader resume`'s time, has nothing to apply."""
+    from sqlalchemy import select
+
+    from .ledger import store
+    from .ledger.models import Review
+    from .risk import halted_reason
+
+    if halted_reason(s, book) is None or store.latest_approval(s, "hermes_apply") is None:
+        return False
+    review = s.scalars(select(Review).order_by(Review.id.desc())).first()
+    return review is not None and review.mode == "apply" and bool((review.result or {}).get("fix"))
+
+
+def _set_state(state: str, reason: str | None, factory=None) -> int:
     from .ledger.models import MAIN_BOOK
     from .risk import halt, resume
 
     try:
-        with _ledger().begin() as s:
+        with (factory or _ledger()).begin() as s:
             if state == "halted":
                 halt(s, MAIN_BOOK, reason or "halted by hand")
             else:
