@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_daemon.py            # 50,000 one-minute ticks
     .venv/bin/python benchmarks/bench_daemon.py --full     # a year: 525,600 ticks (a few minutes)
+    .venv/bin/python benchmarks/bench_daemon.py --ticks 20000 --runs 5 --before DIR   # medians, beside another tree
 
 The replay runs in a fresh subprocess (so its peak RSS is its own): the very engine the daemon
 runs, paper broker, SQLite ledger in a temporary directory, committed every 1,000 ticks as
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -94,12 +96,12 @@ def med(fn, n=2000):
     return statistics.median(out) * 1e6
 k = iter(range(10**7))  # a fresh bar time for every call of every variant
 def tick_writes(s, st):
-    def run(_):
+    def run(_):  # the engine's calls (Engine._tick, Engine.tick)
         t = t0 + timedelta(minutes=next(k))
-        hot.state_columns(s.connection(), "main")
+        hot.state_columns(hot.connection_of(s), "main")
         store.record_equity(s, book="main", time=t, equity=1.0, cash=1.0, qty=0.0, price=1.0, target=0.0, strategy_version="v")
         store.mark_tick(s, st, peak_equity=1.0, last_bar_time=t, last_tick_at=t, strategy_version="v")
-        s.commit()
+        hot.end_tick(s)
     return run
 s = sessions(engine)(); st = s.get(DaemonState, "main")
 def orm(_):  # how the engine wrote them before: ORM statement, ORM bulk insert, unit of work
@@ -110,11 +112,11 @@ def orm(_):  # how the engine wrote them before: ORM statement, ORM bulk insert,
     s.commit(); s.commit()
 print(f"  the tick's ledger work (read state, insert equity point, update state, commit):")
 print(f"    as the engine did it before (ORM statements and unit of work, two commits): {med(orm):4.0f} us")
-print(f"    as it does now (prepared statements on the session's DBAPI connection), a commit per tick: {med(tick_writes(s, st)):4.0f} us")
+print(f"    as it does now (prepared statements on the DBAPI connection), a commit per tick:          {med(tick_writes(s, st)):4.0f} us")
 s.close()
 group = GroupCommit(engine)
 s = group.sessions(); st = s.get(DaemonState, "main")
-print(f"    the same in a replay, committed every 1,000 ticks:                          {med(tick_writes(s, st)):4.0f} us")
+print(f"    the same in a replay, committed every 1,000 ticks (no session transaction):   {med(tick_writes(s, st)):4.0f} us")
 s.close(); group.close()
 raw = engine.raw_connection()
 def rawf(_):
@@ -137,24 +139,44 @@ print(f"  building the tick's view of the candles (ReplayFeed):                 
 """
 
 
+def replay(py: str, ticks: int, cfg: str, tree: Path | None) -> dict:
+    """One replay in a fresh process; `tree`: another source tree, first on PYTHONPATH."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    out = subprocess.run([py, "-c", CHILD, str(ticks), cfg], capture_output=True, text=True, check=True,
+                         cwd=tree or ROOT, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true", help="a whole year of minutes (525,600 ticks)")
     parser.add_argument("--ticks", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=1, help="replays per tree; medians are printed")
+    parser.add_argument("--before", type=Path, help="also replay with this source tree (an earlier checkout), interleaved")
     args = parser.parse_args()
     ticks = 525_600 if args.full else args.ticks
     cfg = str(ROOT / "config" / "strategy.yaml")
     py = sys.executable
 
-    print(f"replay: {ticks:,} one-minute ticks through the engine (paper broker, SQLite ledger)")
-    out = subprocess.run([py, "-c", CHILD, str(ticks), cfg], capture_output=True, text=True, check=True, cwd=ROOT)
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {r['ticks_per_second']:,.0f} ticks/s ({r['seconds']:.1f} s; {r['cpu_ticks_per_second']:,.0f} per CPU second), tick p50 {r['p50_us']:.0f} us, "
-          f"p99 {r['p99_us']:.0f} us, peak RSS {r['peak_rss_mb']:.0f} MB, ledger {r['db_mb']:.1f} MB")
-    print("  aims: >= 5,000 ticks/s, < 250 MB")
+    print(f"replay: {ticks:,} one-minute ticks through the engine (paper broker, SQLite ledger), "
+          f"{args.runs} run(s) per tree, interleaved; medians")
+    trees = {"this tree": None, **({f"before ({args.before})": args.before.resolve()} if args.before else {})}
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    for _ in range(args.runs):
+        for name, tree in trees.items():
+            runs[name].append(replay(py, ticks, cfg, tree))
+    for name, rs in runs.items():
+        m = {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        cpu = ", ".join(f"{r['cpu_ticks_per_second']:,.0f}" for r in rs)
+        print(f"  {name}: {m['cpu_ticks_per_second']:,.0f} ticks per CPU second ({cpu}); {m['ticks_per_second']:,.0f} ticks/s wall "
+              f"({m['seconds']:.1f} s), tick p50 {m['p50_us']:.0f} us, p99 {m['p99_us']:.0f} us, peak RSS {m['peak_rss_mb']:.0f} MB, "
+              f"ledger {m['db_mb']:.1f} MB")
+    print("  aims: >= 5,000 ticks per CPU second, < 250 MB")
 
     print("where a tick's time goes (medians):")
-    subprocess.run([py, "-c", BREAKDOWN], check=True, cwd=ROOT, env={**__import__("os").environ, "CFG": cfg})
+    subprocess.run([py, "-c", BREAKDOWN], check=True, cwd=ROOT, env={**os.environ, "CFG": cfg})
 
     print("start-up: `trader --help` vs `python -c pass` (median of 10 fresh processes)")
     for label, cmd in (("trader --help", [py, "-m", "trader.cli", "--help"]), ("python -c pass", [py, "-c", "pass"])):
