@@ -292,14 +292,25 @@ def _command(name: str) -> list[str]:
 
 
 def _wall(argv: list[str], env: dict, cwd: Path, before=None) -> tuple[float, str]:
+    seconds, stdout, _ = _timed(argv, env, cwd, before)
+    return seconds, stdout
+
+
+def _timed(argv: list[str], env: dict, cwd: Path, before=None) -> tuple[float, str, float]:
+    """Wall time, stdout and CPU time (user + sys) of one fresh process: its CPU time moves
+    less than its wall time with the machine's load."""
+    import resource
+
     if before is not None:
         before()
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return seconds, out.stdout
+    return seconds, out.stdout, (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
 
 
 def command_rows(df: pd.DataFrame, repeats: int, trees: dict[str, Path | None]) -> list[tuple[str, str, list[float]]]:
@@ -353,8 +364,10 @@ def command_rows(df: pd.DataFrame, repeats: int, trees: dict[str, Path | None]) 
                 if tree is not None:
                     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
                 for name, (argv, before) in commands.items():
-                    seconds, out = _wall(argv, env, ROOT, before)
+                    seconds, out, cpu = _timed(argv, env, ROOT, before)
                     times.setdefault((name, tree_name), []).append(seconds)
+                    if name.startswith(("trader status", "trader halt", "trader resume")):
+                        times.setdefault((f"{name}, CPU (user + sys)", tree_name), []).append(cpu)
                     if name.startswith("trader backtest"):
                         returns[f"ours ({tree_name})"] = json.loads(out)["total_return"]
             seconds, out = _wall(peer, base_env, ROOT)
