@@ -15,8 +15,8 @@ started with the held-out walk-forward fold and continued by every shadow bar si
            challenger's risk-adjusted return is not clearly worse;
 - reject   when the evidence that the challenger is *worse* at its claim reaches
            1 / REJECT_LEVEL (keeping the status quo needs no multiplicity correction);
-- expire   when MAX_DAYS have passed and the evidence does not lean the claim's way (the
-           statistic's mean is not positive), or MAX_DAYS_LONG have passed whatever it shows
+- expire   when MAX_DAYS have passed and the evidence does not lean the claim's way (its
+           e-value is below 1, where it began), or MAX_DAYS_LONG have passed whatever it shows
            (inconclusive; the value may be tried again once the baseline has changed). A weak
            real effect needs months of bars to reach 1 / alpha, and an experiment that runs
            on costs no more error budget, only a slot;
@@ -56,11 +56,13 @@ def running(session: Session) -> list[Experiment]:
 
 
 def tried(session: Session, baseline_version: str) -> dict[str, set[float]]:
-    """Values already rejected or expired against this baseline: not proposed again while it
-    trades (a different baseline is a different question)."""
+    """Values already tried against this baseline, whatever came of them: not proposed again
+    while it trades (a different baseline is a different question). Whatever came of them,
+    because the outcomes were judged on recent bars that may lie in the next experiment's
+    holdout fold: excluding only the losers there would pick the next candidate partly on
+    that fold, and its test would not start out of sample."""
     out: dict[str, set[float]] = {}
-    rows = session.scalars(select(Experiment).where(Experiment.baseline_version == baseline_version,
-                                                    Experiment.status.in_(("rejected", "expired"))))
+    rows = session.scalars(select(Experiment).where(Experiment.baseline_version == baseline_version))
     for e in rows:
         out.setdefault(e.variable, set()).add(e.value)
     return out
@@ -163,7 +165,7 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         return ExperimentDecision(action="promote", evidence=evidence, reason=(
             f"Promote: {claim.metric} improved: {where}; e-value {result.e_value:.3g} >= {threshold:.3g} = 1/alpha "
             f"(tested with {claim.why})."), **common)
-    leaning = result.mean > 0
+    leaning = result.e_value > 1.0  # the evidence has grown since the test began
     if days >= MAX_DAYS_LONG or (days >= MAX_DAYS and bars >= EXPIRE_BARS and not leaning):
         return _close(experiment, now, ExperimentDecision(action="expire", evidence=evidence, reason=(
             f"Expire: inconclusive after {days:.0f} days: {where}; e-value {result.e_value:.3g}, needed "

@@ -330,7 +330,8 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
     spend = screening.get("budget")
     if spend:
         add(f"Error budget: {format_number(spend['per_year'])} expected false promotions per year; "
-            f"earned {format_number(spend['earned'])}, spent {format_number(spend['spent'])}, "
+            f"earned {format_number(spend['earned'])} (half a year's in advance), spent "
+            f"{format_number(spend['spent'])} (net of what closed experiments gave back), "
             f"available {format_number(spend['available'])}.")
         add("")
     if not _proposals(result):
