@@ -56,13 +56,13 @@ def income(first_review: datetime | None, now: datetime, per_year: float = ALPHA
     return per_year * max(weeks, ADVANCE_WEEKS) / 52
 
 
-def cost(experiment: Experiment) -> float:
+def cost(alpha: float | None, status: str, evidence: dict | None) -> float:
     """What an experiment has spent of the budget: its level while it runs or once promoted,
     the level less its refund alpha * min(K, 1) once closed otherwise (see the module)."""
-    alpha = float(experiment.alpha or 0.0)
-    if experiment.status in ("running", "promoted"):
+    alpha = float(alpha or 0.0)
+    if status in ("running", "promoted"):
         return alpha
-    e_value = (experiment.evidence or {}).get("e_value", 1.0)  # never looked at: K is still 1
+    e_value = (evidence or {}).get("e_value", 1.0)  # never looked at: K is still 1
     return alpha * (1.0 - min(max(float(e_value), 0.0), 1.0))
 
 
@@ -70,7 +70,9 @@ def available(session: Session, now: datetime, per_year: float = ALPHA_PER_YEAR)
     """(income so far, spent so far, available now)."""
     first = session.scalar(select(func.min(Review.time)))
     earned = income(first, now, per_year)
-    spent = sum(cost(e) for e in session.scalars(select(Experiment).where(Experiment.alpha.is_not(None))))
+    rows = session.execute(select(Experiment.alpha, Experiment.status, Experiment.evidence)
+                           .where(Experiment.alpha.is_not(None)))
+    spent = sum(cost(*row) for row in rows)
     return earned, spent, max(0.0, earned - spent)
 
 
