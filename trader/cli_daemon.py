@@ -229,13 +229,8 @@ def _status(args: argparse.Namespace) -> int:
     if "position" in snap:
         pos = snap["position"]
         table.add_row("position", f"{pos['qty']:.8f}" + (f" @ {pos['entry_price']:.2f}" if pos["entry_price"] else ""))
-    if (guard := snap.get("protection")) and guard["in_force"] != "none":
-        where = {"exchange_oco": "stop and take-profit resting on the exchange (one OCO order)",
-                 "exchange_stop": "stop order resting on the exchange",
-                 "candle_close": "stop checked at each candle close"}[guard["in_force"]]
-        table.add_row("protection", f"{where} at {guard['stop_price']:,.2f}" + (
-            f"; take-profit {'on the exchange' if guard.get('take_profit') == 'exchange' else 'checked at each candle close'}"
-            f" at {guard['take_profit_price']:,.2f}" if guard.get("take_profit_price") else ""))
+    if guard := snap.get("protection"):  # the sentence the dashboard shows too (trader.protection_status)
+        table.add_row("protection", Text(guard["summary"]))
     if snap.get("last_event"):
         ev = snap["last_event"]
         table.add_row("last event", Text(f"{ev['time']:%Y-%m-%d %H:%M} {ev['kind']}: {ev['message']}"))

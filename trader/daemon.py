@@ -39,6 +39,7 @@ from .ledger.guard import LedgerGuard
 from .ledger.lock import acquire
 from .ledger.models import DaemonState, Experiment, StrategyVersion
 from .logs import secret_env_values
+from .protection import WATCH_SECONDS
 from .replay_runner import run_replay
 from .risk import Limits, RiskEngine, halt
 from .runoptions import RunOptions, load_goals_if_any, lookback_for
@@ -432,7 +433,6 @@ class Service:
             scheduler.shutdown(wait=True)
 
 
-WATCH_SECONDS = 5  # the price watch's period, where no stop rests on the exchange
 OFFLINE_HINT = "no exchange within reach? `trader demo` shows the bot at work offline"
 
 

@@ -51,6 +51,7 @@ log = logging.getLogger("trader.protection")
 MAX_EXIT_TRIES = 4  # a protective exit and the retries of what it left, per candle and reason
 LOOK_SECONDS = 15.0  # how often the watch asks the exchange about the orders resting there
 OCO_REFUSALS = 2  # refused this many times in a row, the run places the stop alone
+WATCH_SECONDS = 5  # the price watch's period (live), where no stop rests on the exchange
 
 
 class InForce(StrEnum):
@@ -89,26 +90,6 @@ def in_force(session, book: str, qty: float, stop_loss: float | None) -> InForce
     if _open(session, book) is not None:
         return InForce.EXCHANGE_OCO if _open(session, book, OrderType.TAKE_PROFIT) else InForce.EXCHANGE_STOP
     return InForce.CANDLE_CLOSE if qty > 0.0 and stop_loss else InForce.NONE
-
-
-def describe(session, book: str, qty: float, entry: float, risk: dict) -> dict:
-    """`trader status`'s protection field: what guards the stop-loss (and the take-profit)
-    level, at which price, under which order."""
-    stop_loss, take_profit = risk.get("stop_loss"), risk.get("take_profit")
-    kind = in_force(session, book, qty, stop_loss)
-    stop = _open(session, book)
-    take = _open(session, book, OrderType.TAKE_PROFIT)
-    found = {"in_force": kind.value, "stop_price": None, "order": None, "take_profit": None,
-             "take_profit_price": None, "take_profit_order": None}
-    if stop is not None:
-        found.update(stop_price=stop.price, order=stop.client_order_id)
-    elif kind == InForce.CANDLE_CLOSE:
-        found["stop_price"] = entry * (1.0 - stop_loss)
-    if take is not None:
-        found.update(take_profit="exchange", take_profit_price=take.price, take_profit_order=take.client_order_id)
-    elif take_profit and qty > 0.0:
-        found.update(take_profit="candle_close", take_profit_price=entry * (1.0 + take_profit))
-    return found
 
 
 def _short(order: Order) -> bool:

@@ -63,16 +63,16 @@ def _cash_now(session: Session, book: str, position, last) -> float | None:
 
 
 def _protection(session: Session, book: str, state, position) -> dict:
-    """Which protection the position has (trader.protection.describe): a stop, or a stop and
-    take-profit OCO list, resting on the exchange (levels and orders), the levels checked by
-    the daemon, or none."""
+    """Which protection the position has (trader.protection_status.describe): a stop, or a
+    stop and take-profit OCO list, resting on the exchange (levels and orders), the levels
+    checked by the daemon, or none; with the one sentence every view shows."""
     from .ledger.models import StrategyVersion
-    from .protection import describe
+    from .protection_status import describe
 
     version = session.get(StrategyVersion, state.strategy_version) if state.strategy_version else None
     risk = ((version.settings or {}).get("risk") or {}) if version else {}
     qty, entry = (position.qty, position.entry_price) if position else (0.0, 0.0)
-    return describe(session, book, qty, entry, risk)
+    return describe(session, book, qty, entry, risk, state.mode)
 
 
 def _pnl(session: Session, book: str, position, last) -> dict | None:

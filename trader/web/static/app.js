@@ -49,7 +49,12 @@ async function loadStatus() {
   $("peak").textContent = s.peak_equity ? "peak " + num(s.peak_equity) : "";
   $("health").textContent = (s.healthy ? "✓ " : "✗ ") + (s.health || "") + (s.reason && !(s.health || "").includes(s.reason) ? ` · ${s.reason}` : "")
     + (s.last_error ? ` · last error: ${s.last_error}` : "");
-  renderControls(s); renderApprovals(s.approvals); renderGoals(s.scorecard);
+  renderControls(s); renderApprovals(s.approvals); renderGoals(s.scorecard); renderProtection(s.protection);
+}
+
+function renderProtection(g) {  // the sentence is the ledger's (trader.protection_status), as `trader status` prints it
+  $("protection").textContent = g ? g.summary : "–";
+  $("protection-kind").textContent = g ? g.in_force.replace("_", " ") : "";
 }
 
 function renderGoals(card) {
