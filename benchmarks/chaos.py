@@ -116,7 +116,10 @@ def run_kills(n: int, seed: int, root: Path, fee_mode: str = "quote", stop_loss:
         "in_flight_settled": len({cid for r in records for cid, _ in r.unresolved}),
         "exchange_orders": final.orders, "exchange_trades": final.trades, "ledger_fills": final.fills,
         "ledger_orders": dict(final.ledger_orders), "position": final.position, "exchange_btc": final.exchange_base,
-        "cash": final.cash, "exchange_usdt": final.exchange_quote, "duplicate_orders": sum(
+        "cash": final.cash, "exchange_usdt": final.exchange_quote,
+        # fees paid in BNB: the ledger's BNB against the exchange's (world.check flags a difference)
+        "fee_balances": {c: [v, final.exchange_fee_balances.get(c, 0.0)] for c, v in final.fee_balances.items()},
+        "duplicate_orders": sum(
             "placed" in p for p in final.problems), "fills_lost": len(missing), "final_exit_code": code,
         "max_weight_per_minute": weight, "max_orders_per_10s": orders_10s,
         "seconds": round(time.time() - started, 1), "problems": problems,
@@ -487,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _fee_coins(k: dict) -> str:
+    """The BNB the fees were paid from, ledger vs exchange (fees in a third currency)."""
+    return "".join(f"; {c} {v:.8f} vs exchange {x:.8f}" for c, (v, x) in k.get("fee_balances", {}).items())
+
+
 def report(results: dict) -> bool:
     """Print the figures; True when anything was lost, inconsistent or unexpected."""
     rows: list[tuple[str, str]] = []
@@ -515,7 +523,8 @@ def report(results: dict) -> bool:
                      + f"); {k['exchange_orders']} orders, {k['exchange_trades']} trades, {k['ledger_fills']} fills; "
                      f"stops filled {k['stops']['FILLED']}, cancelled {k['stops']['CANCELED']}, resting "
                      f"{k['stops']['NEW']}; duplicates {k['duplicate_orders']}, fills lost {k['fills_lost']}; "
-                     f"position {k['position']:.8f} vs exchange {k['exchange_btc']:.8f}; {k['seconds']:.0f} s"))
+                     f"position {k['position']:.8f} vs exchange {k['exchange_btc']:.8f}{_fee_coins(k)}; "
+                     f"{k['seconds']:.0f} s"))
     for k in results.get("oco", []):
         unexpected += k["problems"]
         rows.append((f"kills, fees in {k['fee_mode']}, OCO lists on the exchange",
@@ -526,7 +535,7 @@ def report(results: dict) -> bool:
                      f"{k['takes']['EXPIRED']}, cancelled {k['takes']['CANCELED']}; resting {k['stops']['NEW']}; "
                      f"duplicates {k['duplicate_orders']}, fills lost {k['fills_lost']}; position "
                      f"{k['position']:.8f} vs exchange {k['exchange_btc']:.8f}; cash {k['cash']:.6f} vs "
-                     f"{k['exchange_usdt']:.6f}; {k['seconds']:.0f} s"))
+                     f"{k['exchange_usdt']:.6f}{_fee_coins(k)}; {k['seconds']:.0f} s"))
     if "probe" in results:
         p = results["probe"]
         rows.append(("probe: kill with an order in flight to a slow exchange",

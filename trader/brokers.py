@@ -87,6 +87,10 @@ class LiveBroker:
         free, _used, _total = self.adapter.fetch_balance().get(self.quote, (0.0, 0.0, 0.0))
         return float(free)
 
+    def holding(self, currency: str) -> float:
+        """What the account holds of `currency` (a fee currency's balance: trader.feebalance)."""
+        return float(self.adapter.fetch_balance().get(currency, (0.0, 0.0, 0.0))[2])
+
     # -- protective orders resting on the exchange ---------------------------------------------
     def supports_stops(self) -> bool:
         return self.adapter.supports_stop_orders()

@@ -223,6 +223,8 @@ def _status(args: argparse.Namespace) -> int:
             if key == "state" and daemon["alive"] is False and value != "never started":
                 value += " (trading state; no daemon is running)"
             table.add_row(key.replace("_", " "), Text(value))  # Text: never read as markup
+    for currency, amount in (snap.get("fee_balances") or {}).items():
+        table.add_row(f"{currency} (pays fees)", f"{amount:.8f}")
     if snap.get("pnl"):
         p = snap["pnl"]
         table.add_row("P&L", f"realised {p['realised']:+,.2f}, unrealised {p['unrealised']:+,.2f}, fees {p['fees']:,.2f}")

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from . import feebalance
 from .config import StrategyConfig
 from .domain import (
     Execution,
@@ -37,7 +38,7 @@ from .domain import (
     client_order_id,
     split_symbol,
 )
-from .errors import OrderRefused, StrategyError, TemporaryExchangeError
+from .errors import ExchangeError, OrderRefused, StrategyError, TemporaryExchangeError
 from .goals import Goals
 from .ledger import hot, store
 from .ledger.models import MAIN_BOOK, Order
@@ -245,11 +246,22 @@ class Engine:
             self._resolve_pending(s)
             if self.protection is not None and not self._in_doubt:
                 self.protection.cancel_strays(s)  # once a run: what the ledger does not own
+                self._reconcile_fee_balances(s)
             s.commit()
         except BaseException:
             s.rollback()
             raise
         return max(self._in_doubt.values(), default=None)
+
+    def _reconcile_fee_balances(self, s) -> None:
+        """A third fee currency's balance (BNB) against the exchange's, all orders settled."""
+        holding = getattr(self.broker, "holding", None)
+        if holding is None:
+            return
+        try:
+            feebalance.reconcile(s, self.book, self.base, self.quote, holding)
+        except ExchangeError as exc:  # only a report: the next start compares again
+            log.warning("fee balance not compared with the exchange: %s", exc)
 
     def _rows(self, s):
         # strong references: the session's identity map is weak, and reloading these three
@@ -303,6 +315,8 @@ class Engine:
     def _book(self, s, order: Order, execution: Execution) -> None:
         cid = order.client_order_id
         new_fills = 0
+        if holding := getattr(self.broker, "holding", None):  # live: a BNB fee's balance starts at the exchange's
+            feebalance.seed(s, self.book, execution.fills, self.base, self.quote, holding)
         for fill in execution.fills:
             if store.record_fill(s, order, fill, base=self.base, quote=self.quote):
                 new_fills += 1

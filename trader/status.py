@@ -44,6 +44,8 @@ def snapshot(session: Session, book: str) -> dict:
         "equity": equity,
         "pnl": _pnl(session, book, position, last),
         "cash": cash,
+        # what the book holds of a third currency its fees are paid in (BNB), as the exchange does
+        "fee_balances": _fee_balances(session, book, position),
         "peak_equity": state.peak_equity,
         "last_bar": state.last_bar_time,
         "last_tick": state.last_tick_at,
@@ -60,6 +62,15 @@ def _cash_now(session: Session, book: str, position, last) -> float | None:
         return last.cash if last else None
     balance = session.get(Balance, (book, split_symbol(position.symbol)[1]))
     return balance.free if balance is not None else (last.cash if last else None)
+
+
+def _fee_balances(session: Session, book: str, position) -> dict[str, float]:
+    from .feebalance import third_currency_rows
+
+    if position is None:
+        return {}
+    base, quote = split_symbol(position.symbol)
+    return {row.currency: row.total for row in third_currency_rows(session, book, base, quote)}
 
 
 def _protection(session: Session, book: str, state, position) -> dict:

@@ -514,6 +514,8 @@ class Consistency:
     exchange_base: float = 0.0
     cash: float = 0.0
     exchange_quote: float = 0.0
+    fee_balances: dict = field(default_factory=dict)  # a third fee currency (BNB): ledger's
+    exchange_fee_balances: dict = field(default_factory=dict)  # and the exchange's
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -524,7 +526,9 @@ class Consistency:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(self.ledger_orders.items()))
         return (f"{self.orders} exchange orders, {self.trades} exchange trades, {self.fills} ledger fills; "
                 f"ledger orders: {statuses or 'none'}; position {self.position:.8f} vs exchange "
-                f"{self.exchange_base:.8f}; cash {self.cash:.6f} vs exchange {self.exchange_quote:.6f}")
+                f"{self.exchange_base:.8f}; cash {self.cash:.6f} vs exchange {self.exchange_quote:.6f}"
+                + "".join(f"; {c} {v:.8f} vs exchange {self.exchange_fee_balances.get(c, 0.0):.8f}"
+                          for c, v in self.fee_balances.items()))
 
 
 def ledger_rows(url: str, book: str = "main") -> tuple[list, list, Any, Any]:
@@ -545,6 +549,25 @@ def ledger_rows(url: str, book: str = "main") -> tuple[list, list, Any, Any]:
     finally:
         engine.dispose()
     return orders, fills, position, cash
+
+
+def fee_balance_rows(url: str, book: str = "main") -> tuple[dict[str, float], list[str]]:
+    """The ledger's balances of third fee currencies (BNB), and its `fee_balance_adjusted`
+    messages: none here, where nothing moves BNB outside the bot, or the ledger was wrong."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from trader.ledger.models import Balance, Event
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            rows = {b.currency: b.total for b in s.scalars(select(Balance).where(Balance.book == book))
+                    if b.currency not in ("BTC", "USDT")}
+            adjusted = list(s.scalars(select(Event.message).where(Event.kind == "fee_balance_adjusted")))
+    finally:
+        engine.dispose()
+    return rows, adjusted
 
 
 def check_consistency(url: str, orders_on_exchange: list[dict], trades_on_exchange: list[dict],
@@ -595,6 +618,15 @@ def check_consistency(url: str, orders_on_exchange: list[dict], trades_on_exchan
             problems.append(f"position {out.position!r} != exchange BTC {out.exchange_base!r}")
         if abs(out.cash - out.exchange_quote) > 1e-6:
             problems.append(f"cash {out.cash!r} != exchange USDT {out.exchange_quote!r}")
+        # fees paid in BNB: the ledger's BNB is the exchange's to its 8 decimals, kept by the
+        # fills alone (a start that had to correct it is a problem too)
+        out.fee_balances, adjusted = fee_balance_rows(url)
+        third = {f.fee_currency for f in fills} - {"BTC", "USDT"}
+        out.exchange_fee_balances = {c: balances.get(c, {}).get("total", 0.0) for c in third | set(out.fee_balances)}
+        problems += [f"fees paid in {c} but the ledger keeps no {c} balance" for c in third - set(out.fee_balances)]
+        problems += [f"ledger {c} {v!r} != exchange {c} {out.exchange_fee_balances[c]!r}"
+                     for c, v in out.fee_balances.items() if abs(v - out.exchange_fee_balances[c]) > 1e-9]
+        problems += [f"the ledger's fee balance was corrected at a start: {m}" for m in adjusted]
         for o in orders:
             ex = next((e for e in reversed(orders_on_exchange) if e["client_order_id"] == o.client_order_id), None)
             if ex is not None and abs((o.filled or 0.0) - ex["executed_qty"]) > STEP / 2:

@@ -69,11 +69,19 @@ def ledger_matches_exchange(rig):
         fills = store.fills_of(s, "main")
         position = s.get(store.Position, "main")
         orders = list(s.query(store.Order))
+        third = {b.currency: b.total for b in s.query(store.Balance).filter_by(book="main")
+                 if b.currency not in ("BTC", "USDT")}
     trades = rig.exchange.trades
     assert sorted(f.trade_id for f in fills) == sorted(str(t["trade_id"]) for t in trades)
     ids = [o["client_order_id"] for o in rig.exchange.orders]
     assert len(ids) == len(set(ids)), "an order was placed twice"
-    assert position.qty == pytest.approx(rig.exchange.balances()["BTC"]["total"], abs=1e-9)
+    balances = rig.exchange.balances()
+    assert position.qty == pytest.approx(balances["BTC"]["total"], abs=1e-9)
+    # a currency the fees were paid in (BNB): the ledger's balance of it is the exchange's, to
+    # the exchange's 8 decimals, and one is kept whenever a fill paid in it
+    assert {f.fee_currency for f in fills} - {"BTC", "USDT"} <= set(third)
+    for currency, total in third.items():
+        assert total == pytest.approx(balances[currency]["total"], abs=1e-9), currency
     return fills, orders
 
 

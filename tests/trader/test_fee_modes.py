@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from trader import trades
+from trader import status, trades
 from trader.ledger import store
 from trader.localexchange import LocalExchange, faults
 
@@ -43,6 +43,7 @@ def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_
             position = s.get(store.Position, "main")
             events = s.query(store.Event).all()
             fill_rows = store.fills_of(s, "main")
+            snap = status.snapshot(s, "main")
     finally:
         ex.stop()
     assert cash.free == pytest.approx(balances["USDT"]["total"], abs=1e-6)
@@ -61,6 +62,8 @@ def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_
     assert len(buys) >= 4 and len(sells) >= len(buys) - 1  # dust never blocked a re-entry
     round_trips = trades.round_trips(fill_rows, "BTC")
     assert len([t for t in round_trips if t.exit_time is not None]) == len(sells)
+    if mode != "third":
+        assert snap["fee_balances"] == {}
     if mode == "base":
         # what a base fee leaves after a whole sale is dust below the market's step, still held
         last_fill = fill_rows[-1]
@@ -68,6 +71,8 @@ def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_
     if mode == "third":
         spent = BNB - balances["BNB"]["total"]
         assert sum(f.fee for f in fill_rows) == pytest.approx(spent, abs=1e-8)
+        # the ledger keeps the BNB the fees came from, as the exchange does, and status shows it
+        assert snap["fee_balances"] == {"BNB": pytest.approx(balances["BNB"]["total"], abs=1e-9)}
         assert all(f.fee_quote == pytest.approx(f.fee * 300.0) for f in fill_rows)
         # the P&L counts them: the same as the quote balance moved less the BNB spent, valued
         pnl = trades.pnl(fill_rows, "BTC", position.qty, ex.current_price())
@@ -75,6 +80,37 @@ def test_the_ledger_holds_what_the_exchange_holds_under_each_fee_mode(btc, live_
         held = position.qty * ex.current_price()
         assert pnl["realised"] + pnl["unrealised"] == pytest.approx(
             cash.free + held - 10_000.0 - spent * 300.0, abs=1e-6)
+
+
+def test_the_bnb_balance_starts_at_the_exchanges_and_a_deposit_is_taken_at_start(btc, live_config, tmp_path):
+    """Fees in BNB: the ledger's BNB balance is seeded from the exchange's holding at its first
+    fee and moved by every fill's fee since, so it equals the exchange's without being copied;
+    BNB moved outside the bot is noticed at the next start (all orders settled) and taken,
+    with an event, while an unchanged balance is left alone."""
+    with LocalExchange(btc.iloc[:400], symbol="BTC/USDT", balances={"USDT": 10_000.0, "BNB": BNB},
+                       partial_fills=2, fee_mode="third") as ex:
+        rig = Rig(ex, live_config, f"sqlite:///{tmp_path / 'bnb.db'}")
+        i = 40
+        while i < 400:  # until a round trip is over: flat, nothing resting on the exchange
+            rig.step(i)
+            i += 1
+            with rig.factory() as s:
+                flat = s.get(store.Position, "main").qty == 0.0 and not store.unresolved_orders(s, "main")
+                paid = s.get(store.Balance, ("main", "BNB")) is not None
+            if flat and paid:
+                break
+        assert flat and paid
+        ledger_matches_exchange(rig)  # BNB included, from the fills alone
+        assert rig.engine.resolve_pending() is None  # a start: nothing to take, nothing said
+        ex.deposit("BNB", 1.5)
+        rig.engine.resolve_pending()  # the next start
+        rig.engine.resolve_pending()  # and one more: taken once
+        ledger_matches_exchange(rig)
+        with rig.factory() as s:
+            adjusted = [e for e in s.query(store.Event) if e.kind == "fee_balance_adjusted"]
+            bnb = s.get(store.Balance, ("main", "BNB")).total
+    assert len(adjusted) == 1 and adjusted[0].data["exchange"] == pytest.approx(bnb)
+    assert adjusted[0].data["exchange"] - adjusted[0].data["ledger"] == pytest.approx(1.5)
 
 
 @pytest.mark.slow  # two more live sessions; the open-orders cases run under the quote fee by default

@@ -124,6 +124,8 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
     cash.free += fill.cash_change(quote)
     cash.total = cash.free + cash.used
     held.free = held.total = position.qty
+    if fill.fee and fill.fee_currency not in (base, quote):
+        _pay_third_currency_fee(session, order.book, fill.fee_currency, fill.fee)
     order.filled = (order.filled or 0.0) + fill.amount
     if fill.exchange_order_id and not order.exchange_order_id:
         order.exchange_order_id = fill.exchange_order_id
@@ -135,6 +137,18 @@ def record_fill(session: Session, order: Order, fill: FillReport, *, base: str, 
     ))
     session.flush()
     return True
+
+
+def _pay_third_currency_fee(session: Session, book: str, currency: str, fee: float) -> None:
+    """A fee in a third currency (BNB) comes off the book's balance of it, as it does on the
+    exchange (trader.feebalance seeds the row from the exchange's holding; unseeded, it
+    starts at 0 and shows what the book spent)."""
+    row = session.get(Balance, (book, currency))
+    if row is None:
+        row = Balance(book=book, currency=currency, free=0.0, used=0.0, total=0.0)
+        session.add(row)
+    row.free -= fee
+    row.total = row.free + row.used
 
 
 def record_equity(session: Session, *, book: str, time: datetime, equity: float, cash: float,

@@ -214,6 +214,15 @@ class LocalExchange:
                 for asset, (free, locked) in self._engine.wallet.items()
             }
 
+    def deposit(self, asset: str, amount: float) -> None:
+        """Credit (or, negative, debit) the account's free balance, as a transfer or a trade
+        outside the bot would: what the daemon must notice rather than assume."""
+        from decimal import Decimal
+
+        with self._lock:
+            self._engine.sync()
+            self._engine.wallet.setdefault(asset.upper(), [Decimal(0), Decimal(0)])[0] += Decimal(str(amount))
+
     @property
     def requests(self) -> list[RequestRecord]:
         """The latest requests served (at most REQUEST_HISTORY), oldest first: what a client

@@ -36,7 +36,8 @@ async function loadStatus() {
   const st = $("state"); st.textContent = s.state; st.className = "badge " + (s.state || "");
   const md = $("mode"); md.textContent = s.mode || "–"; md.className = "badge " + (s.mode === "live" ? "live" : "");
   $("equity").textContent = num(s.equity);
-  $("cash").textContent = s.cash !== null && s.cash !== undefined ? "cash " + num(s.cash) : "";
+  const feeCoins = Object.entries(s.fee_balances || {}).map(([c, x]) => ` · ${c} ${num(x, 8)}`).join("");  // BNB paying the fees
+  $("cash").textContent = (s.cash !== null && s.cash !== undefined ? "cash " + num(s.cash) : "") + feeCoins;
   const p = s.pnl || {};
   const total = (p.realised ?? 0) + (p.unrealised ?? 0);
   $("pnl").textContent = s.pnl ? num(total) : "–"; signed($("pnl"), total);
