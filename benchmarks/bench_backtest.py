@@ -398,6 +398,7 @@ def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
     prices = _Prices(df, base.timeframe)
     strategy = base.strategy_def()
     k = len(variants)
+    lanes = np.empty((prices.n, kernel.LANES))
     stages: dict[str, list[float]] = {}
 
     def stage(name, fn):
@@ -419,7 +420,7 @@ def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
         settings = [np.full(k, v) for v in (1.0, FEE, 0.0, 0.0, 0.0, CASH)]
         stage("numba kernel: simulate_many (simulate + equity_stats)", lambda: kernel.simulate_many(
             prices.open, prices.high, prices.low, prices.close, targets, *settings, prices.bars_per_year,
-            np.empty((kernel.LANES, prices.n)), counts, stats))
+            lanes, np.empty((0, prices.n)), counts, stats))
 
         def metrics():
             rows = [{"version": c.version, **v, **Metrics.from_run(tuple(s[:4]), (int(n[0]), int(n[1]), int(n[2]), n[3], n[4], int(n[5])),

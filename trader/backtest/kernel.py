@@ -41,8 +41,10 @@ class _KernelCache(FunctionCache):
                                               source_stamp=(self._impl.locator.get_source_stamp(), _SOURCES))
 
 
-def _jit(func):
-    dispatcher = njit(nogil=True)(func)
+def _jit(func=None, *, error_model="python"):
+    if func is None:  # @_jit(error_model=...)
+        return lambda f: _jit(f, error_model=error_model)
+    dispatcher = njit(nogil=True, error_model=error_model)(func)
     try:
         dispatcher._cache = _KernelCache(func)  # what njit(cache=True) does, with the stamp above
     except RuntimeError as exc:  # "cannot cache function": no writable folder for numba's cache
@@ -69,58 +71,85 @@ simulate = _jit(loop.simulate)
 equity_stats = _jit(loop.equity_stats)
 
 
-# curves whose statistics one loop computes together (see _equity_stats_lanes)
-LANES = 4
+# curves whose statistics one pass computes side by side: a sweep's lanes buffer is (bars, LANES)
+LANES = 8
+# the stride of the lanes' state in _equity_stats_lanes (LANES at most): a constant distance
+# between its fields lets LLVM prove them apart and vectorise the loop over the lanes
+_FIELD = 64
 
 
-@_jit
-def _equity_stats_lanes(equity, rows, cash0, bars_per_year, stats_out):
-    """`loop.equity_stats` of the given rows of `equity` (at most LANES) in one pass over
-    the bars: one curve alone waits on each of its dependent divisions, several interleave.
-    The same steps per curve, so the same bits. Writes stats_out[k]: the four, then the
-    final equity."""
-    lanes = len(rows)
-    peak, max_dd = np.empty(LANES), np.zeros(LANES)
-    mean, m2, down_sq = np.zeros(LANES), np.zeros(LANES), np.zeros(LANES)
+@_jit(error_model="numpy")
+def _equity_stats_lanes(equity, cash0, bars_per_year, stats_out):
+    """`loop.equity_stats` of each column of `equity` (bars x lanes, C order), in one pass
+    over the bars that runs the lanes as vectors: one curve alone waits on each of its
+    dependent divisions, and scalar divisions were most of a sweep's kernel time.
+
+    The same IEEE operations per curve as `equity_stats`, in the same order, so the same
+    bits; branches are written as selects so that the loop vectorises, and numpy's error
+    model drops the zero checks, so a zero divisor `equity_stats` would refuse is counted
+    and raised here. Writes stats_out[j]: the four, then the final equity."""
+    n, lanes = equity.shape
+    f = _FIELD
+    # lane j's peak, max drawdown, mean, squared deviations, squared losses, zero divisors
+    s = np.zeros(6 * f)
     for j in range(lanes):
-        peak[j] = cash0[j]
-    n = equity.shape[1]
-    count = 0
-    for t in range(n):
-        if t > 0:
-            count += 1
+        s[j], s[f + j] = loop.drawdown_step(equity[0, j], cash0[j], 0.0)
+    for t in range(1, n):
+        count = float(t)
+        now, before = equity[t], equity[t - 1]
         for j in range(lanes):
-            e = equity[rows[j], t]
-            peak[j], max_dd[j] = loop.drawdown_step(e, peak[j], max_dd[j])
-            if t > 0:
-                mean[j], m2[j], down_sq[j] = loop.returns_step(e / equity[rows[j], t - 1] - 1.0, count,
-                                                               mean[j], m2[j], down_sq[j])
+            e, peak, max_dd = now[j], s[j], s[f + j]
+            fall = 1.0 - e / peak  # drawdown_step's steps, as selects
+            up = e > peak
+            deeper = (e < peak * (1.0 - max_dd)) & (not up)
+            s[j] = e if up else peak
+            s[f + j] = fall if deeper else max_dd
+            r = e / before[j] - 1.0  # returns_step's
+            mean = s[2 * f + j]
+            delta = r - mean
+            mean = mean + delta / count
+            s[2 * f + j] = mean
+            s[3 * f + j] = s[3 * f + j] + delta * (r - mean)
+            s[4 * f + j] = s[4 * f + j] + (r * r if r < 0.0 else 0.0)
+            s[5 * f + j] = s[5 * f + j] + (1.0 if (before[j] == 0.0) | (deeper & (peak == 0.0)) else 0.0)
     for j in range(lanes):
-        final = equity[rows[j], n - 1]
+        if s[5 * f + j] > 0.0:
+            raise ZeroDivisionError("division by zero")
+        final = equity[n - 1, j]
         stats_out[j, 0], stats_out[j, 1], stats_out[j, 2], stats_out[j, 3] = loop.stats_of(
-            final, cash0[j], count, mean[j], m2[j], down_sq[j], max_dd[j], bars_per_year)
+            final, cash0[j], n - 1, s[2 * f + j], s[3 * f + j], s[4 * f + j], s[f + j], bars_per_year)
         stats_out[j, 4] = final
 
 
 @_jit
 def simulate_many(open_, high, low, close, targets, stake, fee, slippage, stop_loss, take_profit, cash0,
-                  bars_per_year, equity_out, counts_out, stats_out):
+                  bars_per_year, lanes, curves_out, counts_out, stats_out):
     """`simulate` + `equity_stats` of each row of `targets` (one variant each; the settings
     are arrays, one value per variant), in one call that holds no GIL: a sweep's chunk.
 
-    `equity_out` holds a row per variant (the curves are kept) or LANES rows (reused).
-    Writes counts_out[k] (simulate's six counts) and stats_out[k] (equity_stats' four, then
-    the final equity)."""
+    `lanes` is scratch of (bars, LANES), reused. `curves_out` holds a row per variant to keep
+    the equity curves, or none. Writes counts_out[k] (simulate's six counts) and stats_out[k]
+    (equity_stats' four, then the final equity)."""
     no_fills = np.empty((0, len(FILL_FIELDS)))
     total = targets.shape[0]
-    keep = equity_out.shape[0] >= total
+    keep = curves_out.shape[0] >= total
+    group_stats = np.empty((LANES, 5))
+    group_cash = np.empty(LANES)
     for k0 in range(0, total, LANES):
-        k1 = min(k0 + LANES, total)
-        rows = np.arange(k0, k1) if keep else np.arange(k1 - k0)
-        for k in range(k0, k1):
+        used = min(LANES, total - k0)
+        for j in range(LANES):
+            if j >= used:  # a constant curve in the unused lanes of the last group
+                lanes[:, j] = 1.0
+                group_cash[j] = 1.0
+                continue
+            k = k0 + j
+            group_cash[j] = cash0[k]
             counts = simulate(open_, high, low, close, targets[k], stake[k], fee[k], slippage[k], stop_loss[k],
-                              take_profit[k], cash0[k], equity_out[rows[k - k0]], no_fills)
+                              take_profit[k], cash0[k], lanes[:, j], no_fills)
             n_fills, trades, wins, gross_profit, gross_loss, bars_in = counts
             counts_out[k, 0], counts_out[k, 1], counts_out[k, 2] = n_fills, trades, wins
             counts_out[k, 3], counts_out[k, 4], counts_out[k, 5] = gross_profit, gross_loss, bars_in
-        _equity_stats_lanes(equity_out, rows, cash0[k0:k1], bars_per_year, stats_out[k0:k1])
+            if keep:
+                curves_out[k, :] = lanes[:, j]
+        _equity_stats_lanes(lanes, group_cash, bars_per_year, group_stats)
+        stats_out[k0:k0 + used] = group_stats[:used]

@@ -161,7 +161,8 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
     # whole groups of the kernel's LANES curves
     chunk = max(1, min(total, max(kernel.LANES, _CHUNK_CELLS // n // kernel.LANES * kernel.LANES)))
     buffer = np.empty((chunk, n))
-    scratch = np.empty((kernel.LANES, n)) if curves is None else None
+    lanes = np.empty((n, kernel.LANES))  # reused: a fresh one per call would page-fault each time
+    no_curves = np.empty((0, n))
 
     with indicators.memo():
         for lo in range(0, total, chunk):
@@ -170,8 +171,8 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
             for k in range(lo, hi):
                 targets[k - lo] = strategy.exposure(ohlcv, configs[k].params)
             kernel.simulate_many(prices.open, prices.high, prices.low, prices.close, targets,
-                                 *(v[lo:hi] for v in settings), prices.bars_per_year,
-                                 curves[lo:hi] if curves is not None else scratch, counts[lo:hi], stats[lo:hi])
+                                 *(v[lo:hi] for v in settings), prices.bars_per_year, lanes,
+                                 curves[lo:hi] if curves is not None else no_curves, counts[lo:hi], stats[lo:hi])
             for k in range(lo, hi) if progress is not None else ():
                 progress(k + 1, total)
     return counts, stats

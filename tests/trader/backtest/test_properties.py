@@ -100,9 +100,10 @@ def test_the_batched_kernel_gives_each_variant_its_own_bits(markets_, r):
     settings_ = [np.full(k, r[name]) for name in ("stake", "fee", "slippage", "stop_loss", "take_profit")]
     cash = np.linspace(500.0, 1500.0, k)
     curves, counts, stats = np.empty((k, N)), np.empty((k, 6)), np.empty((k, 5))
-    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, curves, counts, stats)
+    lanes = np.empty((N, kernel.LANES))
+    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, lanes, curves, counts, stats)
     scratch_counts, scratch_stats = np.empty((k, 6)), np.empty((k, 5))
-    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, np.empty((kernel.LANES, N)),
+    kernel.simulate_many(o, h, l, c, targets, *settings_, cash, 8760.0, lanes, np.empty((0, N)),
                          scratch_counts, scratch_stats)
     assert scratch_counts.tobytes() == counts.tobytes() and scratch_stats.tobytes() == stats.tobytes()
     for i in range(k):
