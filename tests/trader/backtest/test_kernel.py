@@ -111,3 +111,19 @@ def test_equity_stats_by_hand():
 def test_flat_equity_has_zero_ratios():
     total, sharpe, sortino, max_dd = kernel.equity_stats(np.full(10, 50.0), 50.0, 8760.0)
     assert (total, sharpe, sortino, max_dd) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_sweep_refuses_a_zero_equity_as_one_backtest_does():
+    """The batched statistics run without numba's zero checks (so that they vectorise): an
+    equity of 0 (here a close of 0 with all the cash in) must still raise, not give inf."""
+    bars = [(100, 100, 100, 100), (100, 100, 100, 0), (100, 100, 100, 100)]
+    _, equity, _ = run(bars, [1, 1, 1])
+    assert equity[1] == 0.0
+    with pytest.raises(ZeroDivisionError):
+        kernel.equity_stats(equity, 1000.0, 8760.0)
+    o, h, l, c = (np.ascontiguousarray(np.asarray(bars, dtype=float)[:, i]) for i in range(4))
+    k = 3
+    settings = [np.full(k, v) for v in (1.0, 0.0, 0.0, 0.0, 0.0, 1000.0)]
+    with pytest.raises(ZeroDivisionError):
+        kernel.simulate_many(o, h, l, c, np.ones((k, 3)), *settings, 8760.0, np.empty((3, kernel.LANES)),
+                             np.empty((0, 3)), np.empty((k, 6)), np.empty((k, 5)))
