@@ -414,7 +414,7 @@ def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
         def signals():
             with indicators.memo():
                 for i, c in enumerate(configs):
-                    targets[i] = strategy.exposure(df, c.params)
+                    strategy.exposure(df, c.params, out=targets[i])
 
         stage("signals: 20 pandas rolling means (memo) + 100 compares", signals)
         settings = [np.full(k, v) for v in (1.0, FEE, 0.0, 0.0, 0.0, CASH)]

@@ -41,17 +41,22 @@ class Strategy:
     description: str
     tunable: dict[str, tuple[float, float, float]]
 
-    def exposure(self, ohlcv: pd.DataFrame, params: Params) -> np.ndarray:
-        """Run the signal and enforce its contract: finite values in [0, 1]."""
+    def exposure(self, ohlcv: pd.DataFrame, params: Params, out: np.ndarray | None = None) -> np.ndarray:
+        """Run the signal and enforce its contract: finite values in [0, 1]. With `out` (a
+        float64 array as long as the frame: a sweep's buffer row) the values are written
+        there and it is returned, saving a copy per variant."""
         import numpy as np
 
-        out = self._signal(ohlcv, params)
+        values = self._signal(ohlcv, params)
         # most signals already keep the contract: two reductions check it (a NaN fails both
         # comparisons) at a fifth of the cost of cleaning; the copy keeps the result fresh
-        if out.size and 0.0 <= out.min() and out.max() <= 1.0:
-            return out.copy()
-        out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(out, 0.0, 1.0)
+        if values.size and 0.0 <= values.min() and values.max() <= 1.0:
+            if out is None:
+                return values.copy()
+            np.copyto(out, values)
+            return out
+        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(values, 0.0, 1.0, out=out)
 
     def latest(self, ohlcv: pd.DataFrame, params: Params) -> float:
         """`exposure(ohlcv, params)[-1]`, the contract enforced on that bar only: what a tick

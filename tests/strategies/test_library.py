@@ -130,3 +130,19 @@ def test_latest_cleans_the_last_value_as_exposure_does(raw, clean, btc):
     base = strategies.get("ma_cross")
     odd = replace(base, signal=lambda ohlcv, params: np.full(len(ohlcv), raw))
     assert odd.latest(btc.iloc[:10], base.params()) == clean == odd.exposure(btc.iloc[:10], base.params())[-1]
+
+
+@pytest.mark.parametrize("raw", [np.nan, np.inf, -np.inf, 1.7, -0.2, 0.4])
+def test_exposure_into_a_buffer_gives_the_same_values(raw, btc):
+    """A sweep has `exposure` write into its buffer (`out`): the same values as a fresh array."""
+    from dataclasses import replace
+
+    base = strategies.get("ma_cross")
+    frame = btc.iloc[:50]
+    values = np.full(len(frame), raw)
+    values[::7] = 0.25  # a mixed signal: the checked path or the cleaning one
+    odd = replace(base, signal=lambda ohlcv, params: values)
+    for strategy in (odd, base):
+        out = np.full(len(frame), -9.0)
+        assert strategy.exposure(frame, base.params(), out=out) is out
+        assert out.tobytes() == strategy.exposure(frame, base.params()).tobytes()

@@ -169,7 +169,7 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
             hi = min(lo + chunk, total)
             targets = buffer[:hi - lo]
             for k in range(lo, hi):
-                targets[k - lo] = strategy.exposure(ohlcv, configs[k].params)
+                strategy.exposure(ohlcv, configs[k].params, out=targets[k - lo])
             kernel.simulate_many(prices.open, prices.high, prices.low, prices.close, targets,
                                  *(v[lo:hi] for v in settings), prices.bars_per_year, lanes,
                                  curves[lo:hi] if curves is not None else no_curves, counts[lo:hi], stats[lo:hi])
