@@ -165,3 +165,24 @@ def test_each_ledger_has_its_own_reports_folder(tmp_path):
     assert others[0].name.startswith("replay-") and others[3].name.startswith("other-")
     assert "Secret1" not in str(others[2])
     assert folder(f"sqlite:///{tmp_path / 'replay.db'}") == others[0]  # stable from one run to the next
+
+
+def test_a_fee_in_a_third_currency_is_taken_from_its_balance(engine, config):
+    """BNB fees: seeded from the exchange's holding plus the fees about to be booked (the
+    exchange took them already), then each fill's fee comes off once, on SQLite and PostgreSQL."""
+    from trader import feebalance
+
+    factory = sessions(engine)
+    fills = [FillReport(f"b{i}", Side.BUY, 0.05, 100.0, 0.00001234, "BNB", T0, fee_quote=0.0037) for i in (1, 2)]
+    with factory.begin() as s:
+        store.ensure_version(s, config)
+        store.book_rows(s, "main", "BTC/USD", "USD", "BTC", 1000.0, "live")
+        order = store.add_intent(s, client_order_id="c2", book="main", mode="live", symbol="BTC/USD",
+                                 side="buy", amount=0.1, price=100.0, reason="signal",
+                                 strategy_version=config.version, bar_time=T0)
+        feebalance.seed(s, "main", fills, "BTC", "USD", lambda currency: 4.99997532)
+        for fill in fills + fills:  # seen twice: booked once
+            store.record_fill(s, order, fill, base="BTC", quote="USD")
+    with factory() as s:
+        assert s.get(store.Balance, ("main", "BNB")).total == pytest.approx(4.99997532, abs=1e-12)
+        assert s.get(store.Balance, ("main", "USD")).free == pytest.approx(990.0)  # the fee is not cash
