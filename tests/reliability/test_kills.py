@@ -69,7 +69,7 @@ def test_a_clean_stop_settles_an_order_left_in_doubt(tmp_path):
     assert final.ledger_orders["not_sent"] >= 1
 
 
-@pytest.mark.parametrize("fee_mode", ["quote", "base"])
+@pytest.mark.parametrize("fee_mode", ["quote", "base", "third"])  # third: the BNB balance too
 def test_kill_9_with_stops_resting_on_the_exchange(tmp_path, fee_mode):
     """A stop rests on the exchange while a position is open: kills right after one is placed
     or cancelled, on the order path and at start-up, each followed by 3 s of downtime in which
