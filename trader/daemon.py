@@ -127,6 +127,7 @@ class Service:
         self.factory = sessions(engine)
         self.adapter = ExchangeAdapter.from_env(self.config.exchange, self.config.symbol, environ=environ)
         self.stop = threading.Event()
+        self.review_problem: str | None = None  # why the last review did not complete (the demo prints it)
         self.engine_lock = threading.Lock()  # the tick and the price watch share the engine's session
         self.timeframe = timeframe_seconds(self.config.timeframe)
         if options.live:
@@ -275,19 +276,32 @@ class Service:
         from hermes.proposer import warmup_needed
 
         if self.goals is None:
-            log.warning("no goals file: Hermes has nothing to review against", extra={"event": "review_skipped"})
+            self.review_problem = "no goals file: Hermes has nothing to review against"
+            log.warning(self.review_problem, extra={"event": "review_skipped"})
             return
         try:
             now = self.clock()
+            load_strategy_config(self.options.config_path)  # a refused edit: skipped before any download
             ohlcv = load_history(self.config, self.goals.review.lookback_days, now, None,
                                  warmup_bars=warmup_needed(self.config))
             run_cycle(self.factory, CycleInputs(config_path=Path(self.options.config_path), goals=self.goals,
                                                 ohlcv=ohlcv, data_dir=data_dir(), now=now, environ=os.environ))
             self._sync_shadows()
+        except InputError as exc:  # the user's to fix (an edit of the strategy file that was refused): no traceback
+            problem = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            self.review_problem = (f"Hermes' review skipped: {problem}; the daemon keeps trading version "
+                                   f"{self.config.version}, and the review runs at its next scheduled time "
+                                   f"({self.goals.review.cron}) once this is fixed")
+            log.error("%s", self.review_problem, extra={"event": "review_skipped"})
+            with self.factory.begin() as s:
+                store.record_event(s, "review_skipped", self.review_problem, self.options.book)
         except Exception as exc:
+            self.review_problem = f"Hermes' review failed: {exc.__class__.__name__}: {store.scrub(str(exc))}"
             log.exception("Hermes review failed: %s", exc.__class__.__name__, extra={"event": "review_failed"})
             with self.factory.begin() as s:
                 store.record_event(s, "review_failed", f"{exc.__class__.__name__}: {exc}", self.options.book)
+        else:
+            self.review_problem = None
 
     def _reload_config(self) -> None:
         change = self.watcher.poll()

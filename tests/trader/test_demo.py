@@ -113,3 +113,19 @@ def test_the_bundled_candles_are_the_projects_real_ones():
         assert shipped.read() == BTC_1H.read_text()
     assert CANDLES.stat().st_size < 100_000
     assert pd.read_csv(CANDLES).shape == (3000, 6)
+
+
+def test_a_week_whose_review_was_skipped_says_why(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from trader.demo import FastForward
+    from trader.ledger import open_ledger, sessions
+
+    problem = "Hermes' review skipped: strategy.yaml: invalid strategy file; line 22, params.fast: ..."
+    service = SimpleNamespace(factory=sessions(open_ledger(f"sqlite:///{tmp_path / 'trader.db'}")),
+                              config=SimpleNamespace(capital=10_000), review_problem=problem)
+    exchange = SimpleNamespace(clock=SimpleNamespace(now=lambda: pd.Timestamp("2017-08-07 06:00", tz="UTC")))
+    out = io.StringIO()
+    FastForward(service, exchange, 0, [1], None, tmp_path, out)._reviewed(1)
+    assert problem in out.getvalue() and "the log says why" not in out.getvalue()

@@ -288,3 +288,22 @@ def test_a_halt_reaches_the_webhook_without_the_keys(exchange, strategy_file, tm
     halted = next(r for r in received if r.get("event") == "halted")
     assert "HALTED" in halted["message"] and "OperationalExchangeError" in halted["message"]
     assert KEY not in json.dumps(received) and SECRET not in json.dumps(received)
+
+
+def test_a_review_on_a_refused_edit_is_skipped_in_one_line_naming_the_field(exchange, strategy_file, tmp_path,
+                                                                              caplog):
+    goals = tmp_path / "goals.yaml"
+    goals.write_text((ROOT / "config" / "goals.yaml").read_text().replace("lookback_days: 90", "lookback_days: 10"))
+    service = make_service(exchange, strategy_file, tmp_path, goals=goals)
+    version = service.config.version
+    strategy_file.write_text(strategy_file.read_text().replace("fast: 20", "fast: twenty"))
+    service.tick()  # the edit is refused: the old version trades on
+    with caplog.at_level("INFO", logger="trader.daemon"):
+        service.review()
+    (skipped,) = events(service, "review_skipped")
+    assert str(strategy_file) in skipped and "params.fast" in skipped and "twenty" in skipped
+    assert f"keeps trading version {version}" in skipped and "once this is fixed" in skipped
+    assert events(service, "review_failed") == []
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "review_skipped"]
+    assert record.exc_info is None and "\n" not in record.getMessage()  # one line, no traceback
+    assert service.review_problem == skipped

@@ -106,6 +106,7 @@ class FastForward:
         self.service, self.exchange, self.first, self.ends = service, exchange, first, ends
         self.speed, self.folder, self.out = speed, folder, out
         self.weeks_done = 0
+        self.last_review: int | None = None  # the id of the last review that completed
 
     def __call__(self) -> None:
         service, candles, clock = self.service, self.exchange.candles, self.exchange.clock
@@ -137,9 +138,11 @@ class FastForward:
         last = equity[-1].equity if equity else capital
         line = (f"week {week} to {self.exchange.clock.now():%Y-%m-%d %H:%M} UTC: equity {last:,.2f} "
                 f"({last / capital - 1:+.2%}), {fills} fills so far")
-        if review is None or review.id != week:
-            line += "; Hermes' review failed (the log says why)"
+        problem = self.service.review_problem
+        if problem or review is None or review.id == self.last_review:
+            line += f"; {problem}" if problem else "; Hermes' review failed (the log says why)"
         else:
+            self.last_review = review.id
             line += f"\n  Hermes review {review.id} ({review.mode.replace('_', '-')}): {_what(review)}"
             if review.report_path:
                 line += f"\n  report: {_shown(review.report_path)}"
