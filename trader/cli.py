@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from .cliutil import dispatch, parse_time
+from .cliutil import dispatch, output_path, parse_time
 from .configdir import default_path
 from .errors import InputError
 
@@ -29,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--config", default=default_path("strategy.yaml"), help="strategy YAML (default: %(default)s)")
     bt.add_argument("--data", required=True, help="OHLCV file: CSV or Parquet")
     bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    bt.add_argument("--plot", metavar="PNG", help="write an equity and drawdown chart")
-    bt.add_argument("--fills", metavar="CSV", help="write every simulated fill to a CSV file")
+    bt.add_argument("--plot", metavar="PNG", help="write an equity and drawdown chart: a .png, .svg or .pdf file "
+                    "(missing folders are created)")
+    bt.add_argument("--fills", metavar="CSV", help="write every simulated fill to a CSV file (missing folders are created)")
     bt.add_argument("--start", metavar="TIME", help="first candle to use, ISO 8601 (default: the file's first)")
     bt.add_argument("--end", metavar="TIME", help="use candles opening before this time, ISO 8601 (default: all)")
     bt.set_defaults(handler=_backtest)
@@ -78,6 +80,10 @@ def _backtest(args: argparse.Namespace) -> int:
     from .ohlcv import load_ohlcv, require_history
     from . import terminal
 
+    # the output paths first: a long backtest is not run for a chart or a CSV that cannot be written
+    plot = output_path(args.plot, "--plot", "a .png, .svg or .pdf file path",
+                       PLOT_SUFFIXES) if args.plot else None
+    fills = output_path(args.fills, "--fills", "a CSV file path") if args.fills else None
     config = load_strategy_config(args.config)
     with terminal.phases(enabled=not args.json) as phase:
         phase("loading candles")
@@ -85,16 +91,20 @@ def _backtest(args: argparse.Namespace) -> int:
         require_history(ohlcv, config, str(args.data))
         phase(f"backtesting {len(ohlcv):,} bars")
         result = run_backtest(ohlcv, config, one_off=True)  # this process runs one: numba only for long files
-        if args.plot:
+        written = []
+        if plot:
             phase("drawing the chart")
             from .plot import plot_equity
 
             title = f"{config.name}: {config.strategy} on {config.symbol} {config.timeframe} ({config.version})"
-            plot_equity(result.equity, ohlcv["close"], title, args.plot)
-    if args.fills:
-        result.fills_frame().to_csv(args.fills, index=False)
-    written = ([f"chart written to {args.plot}"] if args.plot else []) + (
-        [f"{len(result.fills):,} fills written to {args.fills}"] if args.fills else [])
+            with _writing("--plot", *plot, written, "chart") as path:
+                plot_equity(result.equity, ohlcv["close"], title, path)
+    if fills:
+        from .files import write_atomically
+
+        with _writing("--fills", *fills, written, f"{len(result.fills):,} fills") as path:
+            frame = result.fills_frame()
+            write_atomically(path, lambda handle: frame.to_csv(handle, index=False))
     if args.json:
         print(json.dumps(result.metrics.to_dict()))
         for line in written:  # stdout stays one JSON object
@@ -104,6 +114,21 @@ def _backtest(args: argparse.Namespace) -> int:
         for line in written:
             print(line)
     return 0
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what the chart is written as (matplotlib picks by the suffix)
+
+
+@contextmanager
+def _writing(flag: str, path: Path, missing: Path | None, written: list[str], what: str):
+    """Write `path` (checked by output_path), creating its missing folders; a line for the user
+    goes to `written`, and an OS error (a full disk) ends as the flag's error, not a traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield path
+    except OSError as exc:
+        raise InputError(f"{flag} {path}: cannot be written ({exc.strerror or exc})") from None
+    written.append(f"{what} written to {path}" + (f" (created the folder {missing})" if missing else ""))
 
 
 def _cut(ohlcv, args: argparse.Namespace):

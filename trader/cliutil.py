@@ -67,3 +67,31 @@ def parse_time(text: str, flag: str) -> datetime:
     except ValueError:
         raise InputError(f"{flag}: {text!r} is not a date; expected ISO 8601 like 2024-01-01 or 2024-01-01T12:00") from None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def output_path(text: str, flag: str, expected: str, suffixes: Sequence[str] = ()) -> tuple["Path", "Path | None"]:
+    """A file the command will write, checked before any work is done: not a folder, no file
+    among its parents, a suffix among `suffixes` (when given), a writable place. Returns the
+    path and the first of its folders that is missing (the writer creates it, and says so)."""
+    import os
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    problem = None
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        problem = "is a folder"
+    elif suffixes and path.suffix.lower() not in suffixes:
+        problem = f"has {f'the suffix {path.suffix}' if path.suffix else 'no suffix'}"
+    if problem:
+        raise InputError(f"{flag} {text}: {problem}; expected {expected}")
+    missing, parent = None, path.absolute().parent
+    while not parent.exists():
+        missing, parent = parent, parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag} {text}: {parent} is a file, not a folder; expected {expected} in a folder "
+                         "(missing folders are created)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {text}: the folder {parent} cannot be written (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{flag} {text}: the file exists and cannot be written (permission denied)")
+    return path, missing

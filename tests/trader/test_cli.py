@@ -42,6 +42,34 @@ def test_backtest_table_plot_and_fills(tmp_path):
     assert row(done.stdout, "buy and hold") == f"{hold * 100:,.2f}%"
 
 
+@pytest.mark.parametrize("flag, path, says", [
+    ("--fills", "out", "--fills {tmp}/out: is a folder; expected a CSV file path"),
+    ("--plot", "out", "--plot {tmp}/out: is a folder; expected a .png, .svg or .pdf file path"),
+    ("--plot", "taken.csv/e.png", "--plot {tmp}/taken.csv/e.png: {tmp}/taken.csv is a file, not a folder"),
+    ("--fills", "taken.csv/f.csv", "--fills {tmp}/taken.csv/f.csv: {tmp}/taken.csv is a file, not a folder"),
+    ("--plot", "eq.txt", "--plot {tmp}/eq.txt: has the suffix .txt; expected a .png, .svg or .pdf file path"),
+    ("--plot", "eq", "--plot {tmp}/eq: has no suffix; expected a .png, .svg or .pdf file path"),
+])
+def test_backtest_output_paths_are_checked_before_anything_runs(tmp_path, flag, path, says):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "taken.csv").write_text("mine\n")
+    # the candle file does not exist: the output path is refused before it is read
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", tmp_path / "none.csv", flag, tmp_path / path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {says.format(tmp=tmp_path)}") and done.stderr.count("\n") == 1
+    assert (tmp_path / "taken.csv").read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out", "taken.csv"]
+
+
+def test_backtest_creates_missing_folders_and_says_so(tmp_path):
+    chart, fills = tmp_path / "new" / "deeper" / "eq.svg", tmp_path / "other" / "fills.csv"
+    done = trader("backtest", "--config", STRATEGY_YAML, "--data", BTC_1H, "--plot", chart, "--fills", fills, "--json")
+    assert done.returncode == 0, done.stderr
+    assert chart.read_text().lstrip().startswith("<?xml") and len(fills.read_text().splitlines()) == 58
+    assert f"chart written to {chart} (created the folder {tmp_path / 'new'})" in done.stderr
+    assert f"57 fills written to {fills} (created the folder {tmp_path / 'other'})" in done.stderr
+
+
 def row(table: str, name: str) -> str:
     """The value of a metric in the printed table."""
     return next(line for line in table.splitlines() if f"│ {name} " in line).split("│")[2].strip()
