@@ -42,6 +42,8 @@ def reports_dir(data: Path, engine: Engine, environ: Mapping[str, str] = os.envi
 
 
 def database_url(environ: Mapping[str, str] = os.environ) -> str:
+    """The ledger's SQLAlchemy URL: DATABASE_URL's, checked (InputError naming it, exit 2, when
+    it cannot be used), or the data directory's SQLite file."""
     url = environ.get("DATABASE_URL")
     if url:
         # Railway and Heroku hand out postgres:// URLs; SQLAlchemy wants a driver name
@@ -49,8 +51,42 @@ def database_url(environ: Mapping[str, str] = os.environ) -> str:
             url = "postgresql+psycopg://" + url[len("postgres://"):]
         elif url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        _check_url(url)
         return url
     return f"sqlite:///{data_dir(environ) / 'trader.db'}"
+
+
+DATABASE_URL_FORM = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _check_url(url: str) -> None:
+    """DATABASE_URL parsed, of a supported database, with its driver installed; the URL itself
+    is never quoted (it holds the password)."""
+    from sqlalchemy.engine import make_url
+
+    from ..errors import InputError
+    from ..extras import message
+
+    try:
+        parsed = make_url(url)
+        backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    except Exception:  # sqlalchemy's ArgumentError, a ValueError from a bad port
+        raise InputError(f"DATABASE_URL cannot be read as a database URL; expected {DATABASE_URL_FORM}") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise InputError(f"DATABASE_URL is a {backend} URL, which the ledger does not support; it runs on sqlite "
+                         f"and postgresql: expected {DATABASE_URL_FORM}")
+    try:
+        parsed.get_dialect().import_dbapi()  # what create_engine imports: the driver named in the URL
+    except ImportError:
+        if driver == "psycopg":
+            raise InputError(message("postgres")) from None
+        raise InputError(f"DATABASE_URL names the driver {backend}+{driver}, which is not installed; use "
+                         f"postgresql://... (psycopg: pip install 'hermes-trader[postgres]')" if backend == "postgresql"
+                         else f"DATABASE_URL names the driver {backend}+{driver}, which is not installed; "
+                         f"expected {DATABASE_URL_FORM}") from None
+    except Exception:  # an unknown driver name (sqlalchemy's NoSuchModuleError)
+        raise InputError(f"DATABASE_URL names the driver {backend}+{driver}, which SQLAlchemy does not know; "
+                         f"expected {DATABASE_URL_FORM}") from None
 
 
 def open_ledger(url: str | None = None, migrate: bool = True, revision: str = "head",
