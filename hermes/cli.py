@@ -12,7 +12,7 @@ from typing import Sequence
 
 from trader.cliutil import dispatch, parse_time
 from trader.configdir import default_path
-from trader.errors import InputError
+from trader.errors import DataError, InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +83,13 @@ def _review(args: argparse.Namespace) -> int:
     now = _parse_now(args.now)
     from trader import terminal
 
-    ohlcv = load_history(config, goals.review.lookback_days, now, args.data, warmup_bars=warmup_needed(config))
+    try:
+        ohlcv = load_history(config, goals.review.lookback_days, now, args.data, warmup_bars=warmup_needed(config))
+    except DataError as exc:
+        if args.data:
+            raise
+        raise DataError(f"{exc}; no exchange within reach? `hermes review --data FILE` reviews from a candle file "
+                        "(CSV or Parquet, e.g. one `trader data download` saved)") from None
     with terminal.bar("walk-forward backtests") as advance:
         result = run_cycle(_ledger(), CycleInputs(config_path=Path(args.config), goals=goals, ohlcv=ohlcv,
                                                   data_dir=data_dir(), now=now, environ=os.environ,
