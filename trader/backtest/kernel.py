@@ -79,39 +79,43 @@ simulate = _jit(loop.simulate)
 equity_stats = _jit(loop.equity_stats)
 
 
-# curves whose statistics one pass computes side by side: a sweep's lanes buffer is (bars, LANES)
-LANES = 8
-# the stride of the lanes' state in _equity_stats_lanes (LANES at most): a constant distance
-# between its fields lets LLVM prove them apart and vectorise the loop over the lanes
+# curves whose statistics one pass computes side by side: a sweep's lanes buffer is (bars,
+# LANES); a constant count lets LLVM run them as two 8-wide vectors with no remainder loop
+LANES = 16
+# the stride of the lanes' state in _equity_stats_lanes: a constant distance between its
+# fields lets LLVM prove them apart and vectorise the loop over the lanes
 _FIELD = 64
 
 
 @_jit(error_model="numpy")
 def _equity_stats_lanes(equity, cash0, bars_per_year, stats_out):
-    """`loop.equity_stats` of each column of `equity` (bars x lanes, C order), in one pass
+    """`loop.equity_stats` of each column of `equity` (bars x LANES, C order), in one pass
     over the bars that runs the lanes as vectors: one curve alone waits on each of its
     dependent divisions, and scalar divisions were most of a sweep's kernel time.
 
     The same IEEE operations per curve as `equity_stats`, in the same order, so the same
-    bits; branches are written as selects so that the loop vectorises, and numpy's error
-    model drops the zero checks, so a zero divisor `equity_stats` would refuse is counted
-    and raised here. Writes stats_out[j]: the four, then the final equity."""
-    n, lanes = equity.shape
+    bits. Branches are written as selects so that the loop vectorises; a new deepest
+    drawdown (rare) takes its division in a second loop, only on a bar that has one. numpy's
+    error model drops the zero checks, so a zero divisor `equity_stats` would refuse is
+    counted and raised here. Writes stats_out[j]: the four, then the final equity."""
+    n = equity.shape[0]
     f = _FIELD
-    # lane j's peak, max drawdown, mean, squared deviations, squared losses, zero divisors
-    s = np.zeros(6 * f)
-    for j in range(lanes):
+    # lane j's peak, max drawdown, mean, squared deviations, squared losses, zero divisors,
+    # and whether this bar is a new deepest drawdown
+    s = np.zeros(7 * f)
+    for j in range(LANES):
         s[j], s[f + j] = loop.drawdown_step(equity[0, j], cash0[j], 0.0)
     for t in range(1, n):
         count = float(t)
         now, before = equity[t], equity[t - 1]
-        for j in range(lanes):
-            e, peak, max_dd = now[j], s[j], s[f + j]
-            fall = 1.0 - e / peak  # drawdown_step's steps, as selects
-            up = e > peak
-            deeper = (e < peak * (1.0 - max_dd)) & (not up)
+        deeper_lanes = 0
+        for j in range(LANES):
+            e, peak = now[j], s[j]
+            up = e > peak  # drawdown_step's tests, as selects
+            deeper = (e < peak * (1.0 - s[f + j])) & (not up)
+            s[6 * f + j] = 1.0 if deeper else 0.0
+            deeper_lanes += 1 if deeper else 0
             s[j] = e if up else peak
-            s[f + j] = fall if deeper else max_dd
             r = e / before[j] - 1.0  # returns_step's
             mean = s[2 * f + j]
             delta = r - mean
@@ -119,8 +123,13 @@ def _equity_stats_lanes(equity, cash0, bars_per_year, stats_out):
             s[2 * f + j] = mean
             s[3 * f + j] = s[3 * f + j] + delta * (r - mean)
             s[4 * f + j] = s[4 * f + j] + (r * r if r < 0.0 else 0.0)
-            s[5 * f + j] = s[5 * f + j] + (1.0 if (before[j] == 0.0) | (deeper & (peak == 0.0)) else 0.0)
-    for j in range(lanes):
+            s[5 * f + j] = s[5 * f + j] + (1.0 if before[j] == 0.0 else 0.0)
+        if deeper_lanes:
+            for j in range(LANES):
+                if s[6 * f + j] > 0.0:  # the peak did not move on a deeper bar
+                    s[5 * f + j] += 1.0 if s[j] == 0.0 else 0.0
+                    s[f + j] = 1.0 - now[j] / s[j]
+    for j in range(LANES):
         if s[5 * f + j] > 0.0:
             raise ZeroDivisionError("division by zero")
         final = equity[n - 1, j]
@@ -138,6 +147,8 @@ def simulate_many(open_, high, low, close, targets, stake, fee, slippage, stop_l
     `lanes` is scratch of (bars, LANES), reused. `curves_out` holds a row per variant to keep
     the equity curves, or none. Writes counts_out[k] (simulate's six counts) and stats_out[k]
     (equity_stats' four, then the final equity)."""
+    if lanes.shape != (len(close), LANES):
+        raise ValueError("lanes must be (bars, LANES)")
     no_fills = np.empty((0, len(FILL_FIELDS)))
     total = targets.shape[0]
     keep = curves_out.shape[0] >= total

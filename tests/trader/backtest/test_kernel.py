@@ -127,3 +127,26 @@ def test_a_sweep_refuses_a_zero_equity_as_one_backtest_does():
     with pytest.raises(ZeroDivisionError):
         kernel.simulate_many(o, h, l, c, np.ones((k, 3)), *settings, 8760.0, np.empty((3, kernel.LANES)),
                              np.empty((0, 3)), np.empty((k, 6)), np.empty((k, 5)))
+
+
+def test_a_batch_of_several_lane_groups_gives_each_variant_its_own_bits():
+    """Variants in whole and partial groups of the kernel's lanes, each with its own stops,
+    fee and capital, against `simulate` + `equity_stats` run once per variant."""
+    rng = np.random.default_rng(7)
+    n, k = 400, 2 * kernel.LANES + 3
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    o = np.concatenate([[100.0], close[:-1]])
+    h, l = np.maximum(o, close) * 1.01, np.minimum(o, close) * 0.99
+    targets = rng.choice([0.0, 0.5, 1.0], size=(k, n), p=[0.45, 0.1, 0.45])
+    settings = [rng.uniform(0.5, 1.0, k), rng.uniform(0, 0.01, k), rng.uniform(0, 0.005, k),
+                rng.choice([0.0, 0.03], k), rng.choice([0.0, 0.05], k), rng.uniform(500, 1500, k)]
+    curves, counts, stats = np.empty((k, n)), np.empty((k, 6)), np.empty((k, 5))
+    kernel.simulate_many(o, h, l, close, targets, *settings, 8760.0, np.empty((n, kernel.LANES)), curves, counts, stats)
+    for i in range(k):
+        equity = np.empty(n)
+        one = kernel.simulate(o, h, l, close, targets[i], *(s[i] for s in settings), equity, np.empty((0, 6)))
+        assert tuple(counts[i]) == one and equity.tobytes() == curves[i].tobytes()
+        assert tuple(stats[i]) == (*kernel.equity_stats(equity, settings[5][i], 8760.0), equity[-1])
+    with pytest.raises(ValueError, match="lanes"):
+        kernel.simulate_many(o, h, l, close, targets, *settings, 8760.0, np.empty((n, kernel.LANES + 1)),
+                             curves, counts, stats)

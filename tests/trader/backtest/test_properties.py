@@ -90,7 +90,7 @@ def test_the_interpreted_loop_gives_the_compiled_bits(market, r):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(markets(), min_size=1, max_size=9), risk)
+@given(st.lists(markets(), min_size=1, max_size=2 * kernel.LANES + 3), risk)  # whole and partial groups
 def test_the_batched_kernel_gives_each_variant_its_own_bits(markets_, r):
     """A sweep's `simulate_many` (several variants, their statistics computed side by side)
     against `simulate` + `equity_stats` run once per variant."""
