@@ -152,19 +152,16 @@ def _parse_now(text: str | None) -> datetime:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from trader.ledger.models import Review
-
-    from .consent import approve_apply, revoke_apply
+    from .consent import apply_refused, approve_apply, revoke_apply
 
     factory = _ledger()
     if args.revoke:
         revoked = revoke_apply(factory)
         print("revoked: Hermes is read-only from the next review" if revoked else "Hermes was not in apply mode")
         return 0
-    with factory() as s:
-        reviews = s.query(Review).count()
-    if reviews == 0:  # before the confirmation: approve_apply says why
-        approve_apply(factory, live_inherits=bool(args.live))
+    problem = apply_refused(factory)  # before the confirmation
+    if problem:
+        raise InputError(problem)
     print("Apply mode: Hermes will start shadow experiments and promote a change to one variable when its "
           "out-of-sample evidence survives the statistical test; every change is journaled and "
           "`hermes rollback VERSION` restores any earlier version.")

@@ -18,16 +18,39 @@ from .versions import keep_previous, rewrite
 
 
 def approve_apply(factory, *, live_inherits: bool, by: str = "hermes approve") -> None:
-    """Apply mode from the next review; refused until one read-only review has completed."""
-    with factory() as s:
-        reviews = s.query(Review).count()
-    if reviews == 0:
-        raise InputError("apply mode is refused until one read-only review has completed: "
-                         "run `hermes review` (or let the daemon's weekly review run) and read its report first")
+    """Apply mode from the next review; refused until one read-only review has completed and
+    measured something (a review of a window without equity points scores nothing)."""
+    problem = apply_refused(factory)
+    if problem:
+        raise InputError(problem)
     with factory.begin() as s:
         s.add(Approval(kind="hermes_apply", detail={"live": bool(live_inherits), "by": by}))
         store.record_event(s, "approval", "Hermes apply mode approved" + (" (live inherits)" if live_inherits else "")
                            + f" by {by}")
+
+
+def apply_refused(factory) -> str | None:
+    """Why apply mode cannot be approved yet, or None: it needs one completed review that
+    measured something (a goal with a value), whose report the user could read."""
+    with factory() as s:
+        reviews = [(r.id, r.result) for r in s.query(Review).order_by(Review.id)]
+    if not reviews:
+        return ("apply mode is refused until one read-only review has completed: "
+                "run `hermes review` (or let the daemon's weekly review run) and read its report first")
+    if not any(_measured(result) for _, result in reviews):
+        ids = ", ".join(f"#{i}" for i, _ in reviews)
+        which = f"review {ids} found no equity points in its window, so it" if len(reviews) == 1 else \
+            f"reviews {ids} found no equity points in their windows, so they"
+        return (f"apply mode is refused until a read-only review has measured something: {which} scored no "
+                "goal; let the daemon trade (`trader run`), then run "
+                "`hermes review` again and read its report")
+    return None
+
+
+def _measured(result: dict | None) -> bool:
+    """Whether a recorded review (its CycleResult as JSON) scored some goal."""
+    goals = ((result or {}).get("scorecard") or {}).get("goals")
+    return not isinstance(goals, list) or any(g.get("value") is not None for g in goals if isinstance(g, dict))
 
 
 def revoke_apply(factory, *, by: str = "hermes approve --revoke") -> int:

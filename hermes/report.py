@@ -21,6 +21,7 @@ import pandas as pd
 from trader.files import write_atomically
 from trader.goals import POLARITY
 
+from .scoring import measured
 from .types import CycleResult, ExperimentDecision, GoalScore, Proposal, Scorecard
 
 FORMAT = "hermes-review/1"
@@ -147,6 +148,11 @@ def report_stem(result: CycleResult) -> str:
     return f"{_utc(result.time):%Y-%m-%dT%H%MZ}-review-{ident}"
 
 
+def _nothing_measured(card: Scorecard) -> str:
+    return (f"nothing could be measured: the ledger has no equity points in the last {card.window_days} days "
+            "(the daemon did not trade this book then), so no goal is scored")
+
+
 def _weakest(card: Scorecard) -> GoalScore | None:
     return next((g for g in card.goals if g.kind == "success" and g.metric == card.weakest), None)
 
@@ -227,6 +233,11 @@ def render_markdown(result: CycleResult, chart_name: str | None) -> str:
                "; while a failure threshold is breached, new experiments aim at that one first."))
     elif card.weakest:
         add(f"Weakest goal: **{_cell(label(card.weakest))}**.")
+    elif not measured(card):
+        nothing = _nothing_measured(card)
+        add(f"Weakest goal: n/a. {nothing[:1].upper()}{nothing[1:]}; the proposals come from the walk-forward "
+            "backtests on the candles alone, and this review does not count as the read-only review that "
+            "`hermes approve` needs.")
     else:
         add("Weakest goal: n/a (every measurable success goal is met).")
     add("")
@@ -467,6 +478,8 @@ def render_terminal(result: CycleResult) -> None:
                       Text(_status(g), style=RICH_STATUS[g.status]))
     console.print(goals)
     weakest = label(card.weakest) if card.weakest else NA
+    if not measured(card):
+        weakest += f" ({_nothing_measured(card)})"
     verdict = Text("verdict: ")
     verdict.append(STATUS[card.verdict], style=RICH_STATUS[card.verdict])
     verdict.append(f" · weakest goal: {weakest}")

@@ -82,3 +82,9 @@ def score(goals: Goals, metrics: dict, last_week: dict, trades: int, equity: pd.
     return Scorecard(window_days=window_days, metrics=metrics, last_week=last_week, goals=tuple(scores),
                      verdict=verdict, weakest=weakest, trades=trades, fees_paid=fees_paid,
                      slippage_realised=slippage_realised, slippage_modeled=slippage_modeled)
+
+
+def measured(card: Scorecard) -> bool:
+    """Whether the review could score anything: some goal has a value (a window without equity
+    points, such as a review of a ledger the daemon never ran on in that window, has none)."""
+    return any(g.value is not None for g in card.goals)
