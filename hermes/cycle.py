@@ -176,15 +176,20 @@ def _what_if(inputs: CycleInputs, config: StrategyConfig, settings: dict) -> dic
 
 def claim_metric(scorecard) -> str:
     """The metric new experiments aim at: a breached failure metric first, else the weakest goal."""
+    return breached_metric(scorecard) or scorecard.weakest or "sharpe"
+
+
+def breached_metric(scorecard) -> str | None:
     for g in scorecard.goals:
         if g.kind == "failure" and g.status == "failing":
             return g.metric
-    return scorecard.weakest or "sharpe"
+    return None
 
 
 def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
              apply: bool) -> tuple[list[Proposal], dict, str | None]:
     metric = claim_metric(scorecard)
+    breach = breached_metric(scorecard) == metric
     now = inputs.now
     with factory() as s:
         live = experiments.running(s) if apply else []
@@ -200,7 +205,9 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
     if not levels:
         return [], screening, (f"the error budget is spent until more weeks of operation earn it back "
                                f"({free:.2g} available)")
-    variants = proposer.plan_variants(config, metric, refused, budget=inputs.budget)
+    # the stake only scales gains and losses alike: it answers a breach, never a success goal's drawdown
+    skip = () if breach or metric != "max_drawdown" else ("stake_fraction",)
+    variants = proposer.plan_variants(config, metric, refused, budget=inputs.budget, skip=skip)
     try:
         screen = proposer.evaluate(inputs.ohlcv, config, variants, metric,
                                    since=now - timedelta(days=inputs.goals.review.lookback_days),
@@ -221,7 +228,7 @@ def _propose(factory, inputs: CycleInputs, config: StrategyConfig, scorecard,
     if apply and chosen:
         with factory.begin() as s:
             experiments.start(s, config, chosen, levels[:len(chosen)],
-                              [experiments.holdout_prior(screen, p.version) for p in chosen], now)
+                              [experiments.holdout_prior(screen, p.version) for p in chosen], now, breach)
     return chosen, screening, problem
 
 

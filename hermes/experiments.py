@@ -79,14 +79,15 @@ def books(session: Session) -> dict[str, str]:
 
 
 def start(session: Session, config: StrategyConfig, proposals: list[Proposal], levels: list[float],
-          priors: list[dict], now: datetime) -> list[Experiment]:
-    """Start one challenger per proposal, with one control book shared by all of them."""
+          priors: list[dict], now: datetime, breach: bool = False) -> list[Experiment]:
+    """Start one challenger per proposal, with one control book shared by all of them; `breach`:
+    their metric breaches a failure threshold (`sequential.claim_for`)."""
     stamp = f"{now:%y%m%d%H%M}"
     control = f"control-{config.version[:8]}-{stamp}"
     started = []
     for proposal, alpha, prior in zip(proposals, levels, priors):
         challenger = config.with_value(proposal.variable, proposal.value)
-        claim = sequential.claim_for(proposal.metric, proposal.variable)
+        claim = sequential.claim_for(proposal.metric, proposal.variable, breach)
         store.ensure_version(session, challenger)
         experiment = Experiment(
             book=f"shadow-{challenger.version[:8]}-{stamp}", control_book=control,
@@ -124,7 +125,7 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
         return _close(experiment, now, ExperimentDecision(action="stop", reason=(
             "started under an earlier promotion rule (no control book, no level): stopped; its value may be "
             "proposed again"), **common))
-    claim = sequential.claim_for(experiment.metric, experiment.variable)
+    claim = claim_of(experiment)
     joined = _forward(session, experiment)
     forward = joined.pct_change().dropna()
     prior = experiment.prior or {}
@@ -178,6 +179,12 @@ def judge(session: Session, experiment: Experiment, config: StrategyConfig, now:
     needs = ("" if enough else f" (a promotion needs {MIN_DAYS} days and {MIN_BARS} forward bars)")
     return ExperimentDecision(action="continue", evidence=evidence, reason=(
         f"Continue: {where}; e-value {result.e_value:.3g} of the {threshold:.3g} needed{needs}."), **common)
+
+
+def claim_of(experiment: Experiment) -> sequential.Claim:
+    """The claim an experiment made when it started (its statistic is stored with it)."""
+    breach = experiment.statistic == sequential.CLAIMS["max_drawdown"][0]
+    return sequential.claim_for(experiment.metric, experiment.variable, breach)
 
 
 def _close(experiment: Experiment, now: datetime, decision: ExperimentDecision,

@@ -78,10 +78,10 @@ def variables_by_priority(config: StrategyConfig, weakest: str | None) -> list[s
 
 
 def plan_variants(config: StrategyConfig, weakest: str | None, rejected: dict[str, set[float]],
-                  budget: int = 100) -> list[tuple[str, float]]:
-    """Up to `budget` (variable, value) pairs across the tunable variables, each a valid config.
-    The budget is shared out evenly; what a small grid leaves unused goes to the others."""
-    names = variables_by_priority(config, weakest)
+                  budget: int = 100, skip: Iterable[str] = ()) -> list[tuple[str, float]]:
+    """Up to `budget` (variable, value) pairs across the tunable variables but `skip`, each a
+    valid config. The budget is shared out evenly; what a small grid leaves unused goes to the others."""
+    names = [n for n in variables_by_priority(config, weakest) if n not in set(skip)]
     if not names:
         return []
 

@@ -10,8 +10,8 @@ mean is positive when the claim holds:
 | sortino                                      | c_t / d_c - b_t / d_b  (own downside)   | predictive  |
 | monthly_return, total_return, cagr,          | c_t - b_t                              | predictive  |
 | win_rate, profit_factor (no per-bar form)    |                                        |             |
-| max_drawdown, by a risk setting              | min(b_t, 0)^2 - min(c_t, 0)^2          | mechanical  |
-| max_drawdown, by a signal parameter          | the same minus (max(b_t,0)^2 - max(c_t,0)^2) | predictive |
+| max_drawdown breached, by a risk setting     | min(b_t, 0)^2 - min(c_t, 0)^2          | mechanical  |
+| max_drawdown otherwise                       | the same minus (max(b_t,0)^2 - max(c_t,0)^2) | predictive |
 
 c and b are the challenger's and the control's simple returns; s and d their root mean
 square (all, or downside only) over the bars *before* t, so every scale is predictable.
@@ -30,8 +30,9 @@ every week, for as many weeks as it runs, and stopped as soon as the evidence su
 with no fixed number of looks and no penalty for looking. The wealth can grow by at most
 a factor 1 + MAX_BET per bar, so a handful of daily bars can never reach a high bar by luck.
 
-A mechanical claim (holding less lowers the downside) gives a statistic that is positive on
-almost every bar in the market, so the wealth grows fast; a predictive one (a moving-average
+A mechanical claim (holding less lowers the downside, made only against a breached failure
+threshold) gives a statistic that is positive on almost every bar in the market, so the
+wealth grows fast; a predictive one (a moving-average
 period) must earn its evidence from a small mean in a lot of noise. The same test serves
 both honestly: the evidence needed is the same, the bars needed to collect it differ.
 
@@ -71,8 +72,8 @@ CLAIMS: dict[str, tuple[str, Effect, str]] = {
     "sortino": ("downside_adjusted_return", "predictive",
                 "each book's return over its own earlier downside deviation, as the Sortino ratio measures it"),
     "max_drawdown": ("downside_variance", "mechanical",
-                     "the difference of squared losing returns: a smaller drawdown comes from smaller or fewer "
-                     "losses, which holding less produces mechanically"),
+                     "the difference of squared losing returns: the drawdown breaches a failure threshold, and "
+                     "holding less brings it down mechanically"),
     "monthly_return": _RETURN[:2] + (_RETURN[2].format(m="monthly return"),),
     "total_return": _RETURN[:2] + (_RETURN[2].format(m="total return"),),
     "cagr": _RETURN[:2] + (_RETURN[2].format(m="CAGR"),),
@@ -83,19 +84,24 @@ CLAIMS: dict[str, tuple[str, Effect, str]] = {
 }
 
 
-# Only the risk settings lower risk by construction. A signal parameter (a moving-average
-# period) that happens to hold less often also shows smaller losses, on a random walk too, so
-# its drawdown claim must show losses cut by more than the gains it gives up.
+# Only the risk settings lower risk by construction, and holding less is a remedy, not an
+# improvement: it shrinks gains with the losses, on a market with no edge too. So a risk
+# setting is judged on the losses it avoids only when the drawdown breaches a *failure*
+# threshold (the money at risk must come down now: far less evidence is needed). Any other
+# drawdown claim, and every one by a signal parameter (a moving-average period that happens to
+# hold less often), must show losses cut by more than the gains given up.
 MECHANICAL = ("stake_fraction", "stop_loss", "take_profit")
 _ASYMMETRY = ("downside_asymmetry", "predictive",
               "the squared losses avoided minus the squared gains given up: holding less lowers both alike, "
               "so a signal change must cut losses more than gains to lower the drawdown for a reason")
 
 
-def claim_for(metric: str | None, variable: str | None = None) -> Claim:
+def claim_for(metric: str | None, variable: str | None = None, breach: bool = False) -> Claim:
+    """The claim an experiment on `variable` makes about `metric`; `breach`: the metric breaches
+    a failure threshold (only then may a risk setting lower the drawdown mechanically)."""
     metric = metric if metric in CLAIMS else "sharpe"
     statistic, effect, why = CLAIMS[metric]
-    if effect == "mechanical" and variable is not None and variable not in MECHANICAL:
+    if effect == "mechanical" and not (breach and (variable is None or variable in MECHANICAL)):
         statistic, effect, why = _ASYMMETRY
     return Claim(metric=metric, statistic=statistic, effect=effect, why=why)
 

@@ -336,3 +336,44 @@ def test_cli_approve_needs_a_review_then_history_and_rollback(world, tmp_path):
     assert load_strategy_config(world.path).version == first
     unknown = hermes("rollback", "nope", "--config", world.path)
     assert unknown.returncode == 2 and "unknown strategy version 'nope'" in unknown.stderr
+
+
+def test_the_stake_answers_a_breached_drawdown_only(tmp_path, btc, monkeypatch):
+    """Holding less shrinks the gains with the losses. Aimed at a drawdown *success* goal, Hermes
+    proposes no stake change, and any drawdown claim must show losses cut by more than gains;
+    against a breached failure threshold a risk setting may bring the drawdown down mechanically."""
+    screened = []
+    plan = cycle_module.proposer.plan_variants
+    monkeypatch.setattr(cycle_module.proposer, "plan_variants",
+                        lambda *a, **k: screened.append({n for n, _ in plan(*a, **k)}) or plan(*a, **k))
+
+    def started(goals, name):
+        screened.clear()
+        (tmp_path / name).mkdir()
+        world = World(tmp_path / name, btc, f"sqlite:///{tmp_path / name / 'ledger.db'}", goals)
+        world.path.write_text(world.path.read_text().replace(
+            "tunable:\n", "tunable:\n  stake_fraction: {min: 0.1, max: 1.0, step: 0.1}\n"))
+        world.drive(0, 1500)
+        world.review(1500)
+        world.approve()
+        world.drive(1500, 2000)
+        result = world.review(2000)
+        with world.factory() as s:
+            return result, {e.variable: e.statistic for e in experiments.running(s)}
+
+    success_only = Goals.model_validate({"success": {"max_drawdown": 0.001},
+                                         "failure": {"thresholds": {"max_drawdown": 0.9}, "monthly_return_floor": None},
+                                         "review": {"lookback_days": 60}})
+    result, claims = started(success_only, "success")
+    assert result.scorecard.verdict != "failing" and result.scorecard.weakest == "max_drawdown"
+    assert screened[-1] >= {"fast", "slow", "stop_loss"} and "stake_fraction" not in screened[-1]
+    assert set(claims.values()) <= {"downside_asymmetry"}
+
+    breached = Goals.model_validate({"failure": {"thresholds": {"max_drawdown": 0.001}, "monthly_return_floor": None},
+                                     "review": {"lookback_days": 60}})
+    result, claims = started(breached, "breach")
+    assert result.scorecard.verdict == "failing" and result.halted
+    assert "stake_fraction" in screened[-1]
+    assert "stake_fraction" in claims or "stop_loss" in claims, result.screening  # risk settings first
+    for variable, statistic in claims.items():
+        assert statistic == ("downside_variance" if variable in sequential.MECHANICAL else "downside_asymmetry")

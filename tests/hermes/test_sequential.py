@@ -64,19 +64,25 @@ def test_each_claim_is_tested_with_its_own_statistic():
     challenger = 0.3 * market + 0.0004 + rng.normal(0, 0.0005, 2000)
     assert evidence(claim_for("monthly_return").statistic, challenger, market).e_value < 1  # it earns less
     assert evidence(claim_for("sharpe").statistic, challenger, market).e_value > 1e4  # a better Sharpe ratio
-    assert evidence(claim_for("max_drawdown").statistic, challenger, market).e_value > 1e4  # smaller losses
+    breached = claim_for("max_drawdown", "stake_fraction", breach=True)  # a failure threshold is breached
+    assert evidence(breached.statistic, challenger, market).e_value > 1e4  # smaller losses
     # the same book at half the stake: the same Sharpe ratio, so no evidence for a Sharpe claim
     half = evidence(claim_for("sharpe").statistic, 0.5 * market, market)
     assert half.e_value < 20 and half.e_value_worse < 20
-    assert claim_for("max_drawdown").effect == "mechanical" and claim_for("sharpe").effect == "predictive"
-    # holding less on a market with no edge: a true risk reduction when the stake says so, no
-    # evidence when a signal parameter merely happens to be out of the market more often
+    assert breached.effect == "mechanical" and claim_for("sharpe").effect == "predictive"
+    # holding less on a market with no edge: a quick remedy when a failure threshold is breached;
+    # otherwise no evidence, whether the stake is halved or a signal parameter merely happens to
+    # be out of the market more often (gains shrink with the losses)
     walk = rng.standard_t(4, 3000) * 0.007
     out_more = walk * (rng.random(3000) < 0.6)
-    assert claim_for("max_drawdown", "stake_fraction").statistic == "downside_variance"
+    assert breached.statistic == "downside_variance"
     assert evidence("downside_variance", 0.5 * walk, walk).e_value > 1e4
-    assert claim_for("max_drawdown", "fast").statistic == "downside_asymmetry"
+    for variable in ("stake_fraction", "stop_loss", "fast"):
+        assert claim_for("max_drawdown", variable).statistic == "downside_asymmetry"
+        assert claim_for("max_drawdown", variable).effect == "predictive"
+    assert claim_for("max_drawdown", "fast", breach=True).statistic == "downside_asymmetry"
     assert evidence("downside_asymmetry", out_more, walk).e_value < 20
+    assert evidence("downside_asymmetry", 0.5 * walk, walk).e_value < 20
     assert claim_for("win_rate").statistic == "return" and claim_for(None).metric == "sharpe"
 
 
