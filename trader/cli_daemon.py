@@ -219,7 +219,8 @@ def _status(args: argparse.Namespace) -> int:
                                                        if daemon["last_seen"] else "")))
     for key in ("mode", "state", "reason", "strategy_version", "symbol", "equity", "cash", "last_bar", "last_tick", "last_error"):
         if key in snap and snap[key] is not None:
-            value = str(snap[key])
+            amount = key in ("equity", "cash") and isinstance(snap[key], (int, float))
+            value = f"{snap[key]:,.2f}" if amount else str(snap[key])  # money as the P&L shows it
             if key == "state" and daemon["alive"] is False and value != "never started":
                 value += " (trading state; no daemon is running)"
             table.add_row(key.replace("_", " "), Text(value))  # Text: never read as markup
@@ -303,8 +304,14 @@ def _resume(args: argparse.Namespace) -> int:
     from .ledger import data_dir
     from .ledger.models import MAIN_BOOK
 
+    from .ledger.models import DaemonState
+    from .risk import halted_reason
+
     factory = _ledger()
     with factory() as s:
+        if s.get(DaemonState, MAIN_BOOK) is not None and halted_reason(s, MAIN_BOOK) is None:
+            print("not halted: nothing to resume")  # nothing recorded, the drawdown's peak kept
+            return 0
         maybe = _fix_may_be_pending(s, MAIN_BOOK)
     if not maybe:
         return _set_state("running", None, factory)

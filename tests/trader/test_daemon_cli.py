@@ -100,8 +100,12 @@ def test_replay_status_halt_and_resume(tmp_path):
     assert trader("resume", env=env, data_dir=tmp_path).returncode == 0
     snap = json.loads(trader("status", "--json", env=env, data_dir=tmp_path).stdout)
     assert snap["state"] == "running" and snap["last_event"]["kind"] == "resumed"
+    again = trader("resume", env=env, data_dir=tmp_path)
+    assert again.returncode == 0 and again.stdout == "not halted: nothing to resume\n"
+    assert json.loads(trader("status", "--json", env=env, data_dir=tmp_path).stdout)["last_event"] == snap["last_event"]
     table = trader("status", env=env, data_dir=tmp_path)
     assert "running" in table.stdout and "f67d3370f38b" in table.stdout
+    assert f" {snap['equity']:,.2f} " in table.stdout and str(snap["equity"]) not in table.stdout  # as P&L is
     assert f"realised {pnl['realised']:+,.2f}, unrealised {pnl['unrealised']:+,.2f}" in table.stdout
 
 
