@@ -30,7 +30,8 @@ from .errors import ConfigError
 from .exchange_ids import EXCHANGES, is_exchange
 from .exchange_ids import timeframes as exchange_timeframes
 from .timeframes import timeframe_seconds
-from .yamlfile import Frozen, LocatedError, format_problems, kind_of, pydantic_problems, read_yaml
+from .yamlfile import (Frozen, LocatedError, boolean_problems, format_problems, kind_of, pydantic_problems,
+                       read_yaml)
 
 # Risk settings Hermes may tune when the user declares bounds for them.
 RISK_TUNABLES = ("stake_fraction", "stop_loss", "take_profit")
@@ -231,7 +232,9 @@ def parse_strategy_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of settings (name, exchange, symbol, ...), got {kind_of(raw)}")
     raw = dict(raw)
-    problems: list[tuple[tuple[str, ...], str]] = []
+    # a variant of a checked config (a sweep's) holds no YAML booleans: not scanned again
+    scan = boolean_problems if checked_name is None else (lambda *_: [])
+    problems: list[tuple[tuple[str, ...], str]] = scan(raw, StrategyConfig)
 
     strategy_def = None
     name = raw.get("strategy")
@@ -246,6 +249,9 @@ def parse_strategy_config(
             raw["params"] = strategy_def.params()
         elif isinstance(params_raw, Params):
             raw["params"] = params_raw
+        elif switches := scan(params_raw, strategy_def.params, ("params",)):
+            problems.extend(switches)
+            raw["params"] = strategy_def.params()
         else:
             try:
                 raw["params"] = strategy_def.params.model_validate(params_raw)
@@ -258,7 +264,9 @@ def parse_strategy_config(
     try:
         config = StrategyConfig.model_validate(raw, context={"checked_name": checked_name} if checked_name else None)
     except ValidationError as exc:
-        problems.extend(pydantic_problems(exc, prefix=(), model=StrategyConfig))
+        said = {loc for loc, _ in problems}  # a boolean already named is not named again as "less than 1"
+        problems.extend(problem for problem in pydantic_problems(exc, prefix=(), model=StrategyConfig)
+                        if problem[0] not in said)
         config = None
     if problems:
         raise ConfigError(format_problems(source, "invalid strategy file", problems, lines or {}))

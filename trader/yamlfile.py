@@ -4,8 +4,11 @@ expected."""
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +203,74 @@ def pydantic_problems(
                 message += f" (got {_show(err['input'])})"
         problems.append((prefix + loc, message))
     return problems
+
+
+def boolean_problems(raw: Any, model: Any, prefix: tuple[str, ...] = ()) -> list[Problem]:
+    """A boolean where `model` expects a number (YAML reads yes/no/true/false as booleans, and
+    pydantic would take them as 1 and 0, silently or with "less than 1 (got True)"): one
+    problem per such field, saying what number was expected. Walks nested models and
+    mappings of models (tunable bounds)."""
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        return problems
+    plan = _boolean_plan(model)
+    for key, value in raw.items():
+        entry = plan.get(key) if isinstance(key, str) else None
+        if entry is None:
+            continue
+        wanted, nested, items = entry
+        loc = prefix + (key,)
+        if wanted is not None and isinstance(value, bool):
+            problems.append((loc, f"expected {wanted}, got a boolean (YAML reads yes, no, true and false as booleans)"))
+            continue
+        for kind in nested:
+            problems += boolean_problems(value, kind, loc)
+        if items is not None and isinstance(value, dict):
+            for name, item in value.items():
+                problems += boolean_problems(item, items, loc + (str(name),))
+    return problems
+
+
+@functools.lru_cache(maxsize=None)
+def _boolean_plan(model: Any) -> dict[str, tuple[str | None, tuple, Any]]:
+    """Per field of `model`: the number it wants (None: not a number), its nested models, and
+    the model of its values when it is a mapping of models."""
+    plan = {}
+    for name, field in (getattr(model, "model_fields", None) or {}).items():
+        kinds = _kinds(field.annotation)
+        wanted = _number_wanted(field, kinds) if kinds & {int, float} and bool not in kinds else None
+        nested = tuple(k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel))
+        args = typing.get_args(field.annotation)
+        items = args[1] if (typing.get_origin(field.annotation) is dict and len(args) == 2
+                            and isinstance(args[1], type) and issubclass(args[1], BaseModel)) else None
+        if wanted is not None or nested or items is not None:
+            plan[name] = (wanted, nested, items)
+    return plan
+
+
+def _kinds(annotation: Any) -> set:
+    """The types an annotation admits: Optional[float] -> {float, NoneType}."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return {k for arg in typing.get_args(annotation) for k in _kinds(arg)}
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _kinds(typing.get_args(annotation)[0])
+    return {annotation}
+
+
+def _number_wanted(field: Any, kinds: set) -> str:
+    """'a number between 0 and 1 or null', from the field's type and its gt/ge/lt/le."""
+    low = high = None
+    for item in field.metadata:
+        for name in ("gt", "ge"):
+            if getattr(item, name, None) is not None:
+                low = getattr(item, name)
+        for name in ("lt", "le"):
+            if getattr(item, name, None) is not None:
+                high = getattr(item, name)
+    noun = "a whole number" if float not in kinds else "a number"
+    span = (f" between {low:g} and {high:g}" if low is not None and high is not None
+            else f" of at least {low:g}" if low is not None else f" of at most {high:g}" if high is not None else "")
+    return noun + span + (" or null" if type(None) in kinds else "")
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:

@@ -118,3 +118,19 @@ def test_with_value_changes_one_variable_and_validates(config):
         config.with_value("stop_loss", 0.2)
     with pytest.raises(ConfigError, match="tunable.leverage: not a variable of ma_cross"):
         config.with_value("leverage", 2)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("stop_loss: 0.05 ", "stop_loss: yes "), "line 28, risk.stop_loss: expected a number between 0 and 1 or null, "
+                                              "got a boolean"),
+    (("stake_fraction: 0.95", "stake_fraction: yes"), "risk.stake_fraction: expected a number between 0 and 1, "
+                                                       "got a boolean"),  # not taken as 1, silently
+    (("capital: 10000", "capital: true"), "capital: expected a number between 1e-06 and 1e+12, got a boolean"),
+    (("fast: 20", "fast: no"), "params.fast: expected a whole number between 2 and 1000, got a boolean"),
+    (("  fast:      {min: 5,", "  fast:      {min: yes,"), "tunable.fast.min: expected a number, got a boolean"),
+])
+def test_a_boolean_where_a_number_is_expected_says_so(tmp_path, edit, expected):
+    old, new = edit
+    assert old in GOOD, f"test edit {old!r} does not apply"
+    message = error_for(tmp_path, GOOD.replace(old, new, 1))
+    assert expected in message and "(got True)" not in message and message.count("\n") == 1, message
