@@ -32,6 +32,9 @@ class Strategy:
     `warmup(params)` is how many bars the signal needs before its first meaningful value;
     the daemon fetches at least that many.
     `tunable` holds the declared-sensible (min, max, step) bounds offered to new configs.
+    `indicators(params)`, optional, names the (indicator, column, window) the signal computes
+    through `strategies.indicators` (e.g. ("sma", "close", 20)), so that a sweep can compute
+    those of all its variants together; naming one the signal does not use only costs time.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Strategy:
     warmup: Callable[[Params], int]
     description: str
     tunable: dict[str, tuple[float, float, float]]
+    indicators: Callable[[Params], tuple[tuple[str, str, int], ...]] | None = None
 
     def exposure(self, ohlcv: pd.DataFrame, params: Params, out: np.ndarray | None = None) -> np.ndarray:
         """Run the signal and enforce its contract: finite values in [0, 1]. With `out` (a

@@ -61,6 +61,15 @@ def _cached(name: str, values: np.ndarray, arg: int, compute: Callable[[], np.nd
     return hit[1]
 
 
+def share(name: str, values: np.ndarray, arg: int, result: np.ndarray) -> None:
+    """Give the active memo block a result computed elsewhere (a sweep computes the moving
+    averages of all its variants in one pass): a later `name(values, arg)` call returns it.
+    It must be exactly what that call computes. Outside a memo block, nothing is kept."""
+    cache = _memo.get()
+    if cache is not None:
+        cache[(name, id(values), arg)] = (values, result)
+
+
 def column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
     """A column as float64 numpy, the same array object for the same frame in a memo block."""
     cache = _memo.get()

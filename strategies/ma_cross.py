@@ -43,4 +43,5 @@ STRATEGY = Strategy(
     warmup=lambda p: p.slow,
     description="Long while the fast moving average is above the slow one.",
     tunable={"fast": (5, 50, 1), "slow": (20, 200, 5)},
+    indicators=lambda p: ((p.kind, "close", p.fast), (p.kind, "close", p.slow)),
 )

@@ -149,7 +149,7 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
     """Every config's counts (K x 6) and stats (K x 5: equity_stats, final equity), curves kept
     in `curves` when given. A chunk's signals are computed first (sharing indicators), then
     one kernel call runs the chunk; each variant's arithmetic is the same as alone."""
-    from . import kernel
+    from . import kernel, rolling
 
     total, n = len(configs), prices.n
     counts, stats = np.empty((total, 6)), np.empty((total, 5))
@@ -165,6 +165,7 @@ def _run_many(ohlcv: pd.DataFrame, prices: _Prices, base: StrategyConfig, config
     no_curves = np.empty((0, n))
 
     with indicators.memo():
+        rolling.share_means(ohlcv, strategy, configs)
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
             targets = buffer[:hi - lo]
