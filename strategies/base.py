@@ -27,8 +27,9 @@ class Strategy:
     """A registered strategy.
 
     `signal(ohlcv, params)` returns a float64 array as long as the frame, each value in
-    [0, 1]: the exposure wanted after the bar at that index has closed. It may only look at
-    bars up to and including that index, and performs no I/O.
+    [0, 1]: the exposure wanted after the bar at that index has closed (or a boolean array:
+    all in, or flat). It may only look at bars up to and including that index, and performs
+    no I/O.
     `warmup(params)` is how many bars the signal needs before its first meaningful value;
     the daemon fetches at least that many.
     `tunable` holds the declared-sensible (min, max, step) bounds offered to new configs.
@@ -51,7 +52,12 @@ class Strategy:
         there and it is returned, saving a copy per variant."""
         import numpy as np
 
-        values = self._signal(ohlcv, params)
+        values = self._signal(ohlcv, params, keep_bool=True)
+        if values.dtype == np.bool_:  # in or out: within the contract, nothing to check
+            if out is None:
+                return values.astype(np.float64)
+            np.copyto(out, values)
+            return out
         # most signals already keep the contract: two reductions check it (a NaN fails both
         # comparisons) at a fifth of the cost of cleaning; the copy keeps the result fresh
         if values.size and 0.0 <= values.min() and values.max() <= 1.0:
@@ -68,12 +74,12 @@ class Strategy:
         value = float(self._signal(ohlcv, params)[-1])
         return 0.0 if value != value else min(max(value, 0.0), 1.0)  # NaN -> 0, -inf -> 0, inf -> 1
 
-    def _signal(self, ohlcv: pd.DataFrame, params: Params) -> np.ndarray:
+    def _signal(self, ohlcv: pd.DataFrame, params: Params, keep_bool: bool = False) -> np.ndarray:
         import numpy as np
 
-        out = np.asarray(self.signal(ohlcv, params), dtype=np.float64)
+        out = np.asarray(self.signal(ohlcv, params))
         if out.shape != (len(ohlcv),):
             raise ValueError(
                 f"strategy {self.name!r} returned shape {out.shape}, expected ({len(ohlcv)},)"
             )
-        return out
+        return out if keep_bool and out.dtype == np.bool_ else out.astype(np.float64, copy=False)

@@ -33,7 +33,7 @@ def signal(ohlcv: pd.DataFrame, params: MaCrossParams) -> np.ndarray:
     fast = average(close, params.fast)
     slow = average(close, params.slow)
     # NaN during warm-up compares False: flat until both averages exist
-    return (fast > slow).astype("float64")
+    return fast > slow
 
 
 STRATEGY = Strategy(
