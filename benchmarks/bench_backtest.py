@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_backtest.py [--quick] [--no-cold] [--profile] [--data FILE]
     .venv/bin/python benchmarks/bench_backtest.py --commands [--before DIR]   # only the commands' rows
+    [BENCH_TREE=DIR] .venv/bin/python benchmarks/bench_backtest.py --sweep    # only the sweep's rows (b, cold)
 
 a. one SMA-crossover backtest (10/30) on 20,000 hourly bars, end to end
    (signal + simulation + metrics): ours vs backtesting.py vs warm vectorbt;
@@ -36,7 +37,10 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import trader/strategies
+# the source tree whose trader/strategies are measured: this one, or BENCH_TREE (another
+# checkout, for before/after figures by the same script; fresh processes inherit it)
+TREE = Path(os.environ.get("BENCH_TREE") or ROOT).resolve()
+sys.path.insert(0, str(TREE))  # run as a script from anywhere: import trader/strategies
 
 # the shared candles, beside the repository (../shared/data); --data names another file
 REAL_1H = ROOT.parent / "shared" / "data" / "coinbase-btcusd-1h.csv"
@@ -401,6 +405,41 @@ def command_rows(df: pd.DataFrame, repeats: int, trees: dict[str, Path | None]) 
     return sorted(rows, key=lambda r: order[r[0]])
 
 
+def sweep_rows(df, rep: dict) -> list[tuple[str, str, list[float]]]:
+    """(b): ours and warm vectorbt in turns, two of ours per vectorbt run: ours takes about
+    20 ms, so timed alone, a second of load from other jobs could fall on its window only."""
+    base, variants = our_config(20, 50), ours_variants()
+    ours_tr = ours_sweep(df, base, variants)
+    engines = {"ours": lambda: ours_sweep(df, base, variants)}
+    try:
+        import vectorbt  # noqa: F401
+    except ImportError:
+        print("vectorbt not installed (pip install -e .[bench]): its figures are skipped")
+    else:
+        vdf = naive(df)
+        vbt_tr = vbt_sweep(vdf)
+        print(f"same result? sweep total returns, largest relative difference ours/vectorbt: "
+              f"{np.max(np.abs(ours_tr / vbt_tr - 1)):.1e}")
+        engines["vectorbt (warm)"] = lambda: vbt_sweep(vdf)
+    times = interleaved(engines, rep["vbt"], every=2)
+    return [("b. 100-variant sweep, 20k 1h bars", name, runs) for name, runs in times.items()]
+
+
+def cold_sweep_rows(rep: dict, data: Path) -> list[tuple[str, str, list[float]]]:
+    """The cold sweep, ours and vectorbt's fresh processes in turns (numba caches warm), and
+    the floor every one of them pays: `import numpy, pandas`."""
+    import importlib.util
+
+    names = ["ours sweep"] + (["vectorbt sweep"] if importlib.util.find_spec("vectorbt") else [])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    times["python -c 'import numpy, pandas'"] = []
+    for _ in range(max(rep["cold"], 5)):
+        for name in names:
+            times[name] += cold(COLD_WORK[name], 1, False, data)
+        times["python -c 'import numpy, pandas'"] += _baseline(1)
+    return [("cold: python -c, import+load+run, numba cache warm", name, runs) for name, runs in times.items()]
+
+
 def sweep_breakdown(df, base, variants, repeats: int) -> dict[str, float]:
     """Time each stage of `trader.backtest.sweep` for all 100 variants, stage by stage.
 
@@ -504,6 +543,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also cProfile one sweep")
     parser.add_argument("--commands", action="store_true",
                         help="only the fresh-process figures of the commands (trader backtest/check/status/..., hermes review)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="only the sweep's rows: in process and fresh processes, ours and vectorbt in turns "
+                             "(BENCH_TREE=DIR measures another source tree's sweep)")
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="also run the commands from this source tree (a checkout of an earlier commit)")
     parser.add_argument("--data", type=Path, default=REAL_1H,
@@ -522,6 +564,13 @@ def main() -> None:
     print(f"hourly bars: {len(df):,} ({df.index[0]} .. {df.index[-1]}); minute bars: {len(minutes):,}")
     if args.commands:
         print_table(command_rows(df, rep["commands"], trees))
+        return
+    if args.sweep:
+        print(f"source tree: {TREE}")
+        rows = sweep_rows(df, rep)
+        if not args.no_cold:
+            rows += cold_sweep_rows(rep, args.data)
+        print_table(rows)
         return
     rows: list[tuple[str, str, list[float]]] = []  # (section, engine, times)
     check: dict[str, float] = {}
@@ -546,19 +595,8 @@ def main() -> None:
     print("same result? total return " + ", ".join(f"{k} {v:.12g}" for k, v in check.items()))
 
     # b. 100-variant sweep -------------------------------------------------------------------
-    # ours and vectorbt in turns (two of ours per vectorbt run): ours takes 20 ms, so timed
-    # alone a second of load from other jobs could fall on its window only
     base, variants = our_config(20, 50), ours_variants()
-    ours_tr = ours_sweep(df, base, variants)
-    engines = {"ours": lambda: ours_sweep(df, base, variants)}
-    if have_vbt:
-        vbt_tr = vbt_sweep(vdf)
-        print(f"same result? sweep total returns, largest relative difference ours/vectorbt: "
-              f"{np.max(np.abs(ours_tr / vbt_tr - 1)):.1e}")
-        engines["vectorbt (warm)"] = lambda: vbt_sweep(vdf)
-    sweep_times = interleaved(engines, rep["vbt"], every=2)
-    for name, times in sweep_times.items():
-        rows.append(("b. 100-variant sweep, 20k 1h bars", name, times))
+    rows += sweep_rows(df, rep)
 
     # c. a year of minutes -------------------------------------------------------------------
     mconfig = our_config(timeframe="1m")
