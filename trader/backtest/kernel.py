@@ -6,8 +6,6 @@ sweep runs (`simulate_many`)."""
 
 from __future__ import annotations
 
-import atexit
-import gc
 import hashlib
 from pathlib import Path
 
@@ -19,12 +17,6 @@ from numba.extending import register_jitable
 from .. import domain
 from . import loop, rules
 from .loop import FILL_FIELDS  # the layout of `fills_out`, for callers too
-
-# numba's typing and target context are about 150,000 objects that CPython's collections at
-# interpreter exit traverse again and again: 0.25-0.4 s of a process that ran one kernel. At
-# exit, they are frozen out of those collections (the OS reclaims the memory; cyclic garbage
-# left at exit then goes unfinalised, which Python never guaranteed anyway).
-atexit.register(gc.freeze)
 
 # Everything compiled into these kernels. numba stamps a cached function with its own file
 # only, so `simulate` (this file) compiled with rules.py's functions inside would survive an
