@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import shutil
 import sys
 import tempfile
 import time

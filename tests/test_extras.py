@@ -10,7 +10,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from trader.cli import main as trader_main

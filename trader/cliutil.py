@@ -7,9 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
@@ -69,7 +72,7 @@ def parse_time(text: str, flag: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def output_path(text: str, flag: str, expected: str, suffixes: Sequence[str] = ()) -> tuple["Path", "Path | None"]:
+def output_path(text: str, flag: str, expected: str, suffixes: Sequence[str] = ()) -> tuple[Path, Path | None]:
     """A file the command will write, checked before any work is done: not a folder, no file
     among its parents, a suffix among `suffixes` (when given), a writable place. Returns the
     path and the first of its folders that is missing (the writer creates it, and says so)."""

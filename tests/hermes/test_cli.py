@@ -3,8 +3,6 @@ line that says what to do (exit 2), never a traceback."""
 
 from __future__ import annotations
 
-import pytest
-
 from hermes.cli import main as hermes_main
 from trader.errors import DataError
 
