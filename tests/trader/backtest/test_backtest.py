@@ -97,7 +97,7 @@ def test_sweep_equals_one_backtest_per_variant(btc, config):
 
 
 def test_sweep_and_equity_curves_give_the_bits_of_one_backtest_each(btc, config):
-    """The sweep's batched kernel (variants side by side, on threads) changes no bit, nor does
+    """The sweep's batched kernel (variants side by side, 16 lanes at a time) changes no bit, nor does
     the interpreted loop of a one-off run (`trader backtest`)."""
     from trader.backtest import equity_curves
 
