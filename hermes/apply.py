@@ -106,9 +106,14 @@ def resume_book(factory, config_path: Path, data_dir: Path, book: str, now: date
                 reason: str | None = None) -> str:
     """`trader resume` and the dashboard's resume: apply the fix a review proposed while halted
     (unless `keep`), then trade again from the next tick. What was done, in words."""
+    from trader.domain import TradingState
+    from trader.ledger.models import DaemonState
     from trader.risk import resume
 
     with factory() as s:
+        state = s.get(DaemonState, book)
+        if state is not None and state.state != TradingState.HALTED:
+            return "not halted: nothing to resume"  # nothing recorded, the drawdown's peak kept
         fix = pending_fix(s, book)
     said = ""
     if fix is not None and not keep:

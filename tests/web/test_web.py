@@ -100,7 +100,9 @@ def test_controls_need_the_token_and_keep_it_secret(dash, caplog):
         bad = c.post("/api/control/rollback", headers={"Authorization": f"Bearer {TOKEN}"}, content=b"{not json")
         assert bad.status_code == 400 and "JSON" in bad.json()["error"]
         back = c.post("/api/control/resume", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert back.status_code == 200 and not _halted(dash)
+        assert back.status_code == 200 and not _halted(dash) and "resumed" in back.json()["message"]
+        again = c.post("/api/control/resume", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert again.status_code == 200 and again.json()["message"] == "not halted: nothing to resume"
         refused = c.post("/api/control/approve", headers={"Authorization": f"Bearer {TOKEN}"})
         assert refused.status_code == 400 and "read-only review" in refused.json()["error"]
     with dash.factory() as s:
